@@ -1,0 +1,1 @@
+"""Two ways a plugin can break; Greenroom must survive both."""

@@ -1,0 +1,115 @@
+"""The command line, compatible with SillyTavern-Extras' flags."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .config import ConfigError, HostConfig, read_config_file
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "plugins.toml"
+
+
+def parse_module_list(value: str) -> list[str]:
+    """``"a, b,'c'"`` -> ``["a", "b", "c"]`` (quotes stripped, spaces trimmed, empties dropped)."""
+    return [v.strip().strip("'\"").strip() for v in value.strip("'\"").split(",") if v.strip().strip("'\"")]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="server.py", description="Greenroom: a SillyTavern-Extras-compatible module host.")
+    p.add_argument("--enable-modules", type=parse_module_list, metavar="A,B", help="comma-separated modules to serve")
+    p.add_argument("--port", type=int, help="port to listen on (default 5100)")
+    p.add_argument("--listen", action="store_true", default=None, help="bind 0.0.0.0 (default: 127.0.0.1 only)")
+    p.add_argument("--secure", action="store_true", default=None, help="require an API key (Authorization: Bearer)")
+    p.add_argument("--api-key-file", help="where the API key is kept (default ~/.config/greenroom/api_key.txt)")
+    dev = p.add_mutually_exclusive_group()
+    dev.add_argument("--cpu", action="store_true", help="run models on the CPU (the default)")
+    dev.add_argument("--cuda", action="store_true", help="run models on CUDA where a module can")
+    p.add_argument("--cuda-device", help="CUDA device for --cuda, e.g. cuda:1 (default cuda:0)")
+    p.add_argument("--max-content-length", type=float, metavar="MIB", help="largest request body in MiB")
+    p.add_argument("--config", type=Path, help=f"the plugins.toml to read (default {DEFAULT_CONFIG.name} beside server.py)")
+    p.add_argument("--list-modules", action="store_true", help="list installed modules and plugins, then exit")
+    p.add_argument("--print-config", action="store_true", help="print a plugins.toml documenting every setting")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    return p
+
+
+def load_config(args: argparse.Namespace) -> HostConfig:
+    path = args.config if args.config is not None else (DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None)
+    config = read_config_file(path)
+    overrides = {
+        "enable_modules": args.enable_modules, "port": args.port, "listen": args.listen, "secure": args.secure,
+        "api_key_file": args.api_key_file, "cuda_device": args.cuda_device,
+        "max_content_length_mb": args.max_content_length, "log_level": args.log_level,
+        "device": "cuda" if args.cuda else ("cpu" if args.cpu else None),
+    }
+    merged = {**config.server.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
+    try:
+        config.server = type(config.server).model_validate(merged)
+    except Exception as exc:
+        raise ConfigError(f"command line: {exc}") from None
+    return config
+
+
+def _installed(config: HostConfig):
+    """Discover and construct every installed module without loading any."""
+    from .host import Host
+    from .plugins import PluginRegistry
+    registry = PluginRegistry()
+    registry.discover()
+    config.server.enable_modules = []
+    host = Host(config, registry)
+    host.build_modules()
+    return registry, host
+
+
+def print_config(config: HostConfig) -> int:
+    from .tomldoc import render_plugins_toml
+    _, host = _installed(config)
+    print(render_plugins_toml((r.name, r.cls.description, r.cls.Settings) for r in host.records.values()), end="")
+    return 0
+
+
+def list_modules(config: HostConfig) -> int:
+    registry, host = _installed(config)
+    print(f"{'module':<16}{'version':<10}{'from':<28}status")
+    for plugin in registry.listing():
+        origin = "built-in" if plugin["builtin"] else plugin["distribution"]
+        if plugin["error"]:
+            print(f"{plugin['name']:<16}{plugin['version']:<10}{origin:<28}BROKEN: {plugin['error']}")
+            continue
+        for name in plugin["modules"]:
+            rec = host.records.get(name)
+            version = rec.cls.version if rec else plugin["version"]
+            aliases = f" (also {', '.join(rec.cls.aliases)})" if rec and rec.cls.aliases else ""
+            print(f"{name:<16}{version:<10}{origin:<28}ok: {rec.cls.description if rec else ''}{aliases}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args)
+        logging.basicConfig(level=config.server.log_level, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if args.list_modules:
+            return list_modules(config)
+        if args.print_config:
+            return print_config(config)
+        from .app import create_app
+        from .serve import serve
+        app = create_app(config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    server = config.server
+    if not server.enable_modules:
+        logging.getLogger("greenroom").warning("no modules enabled; use --enable-modules=a,b")
+    if server.secure:
+        print(f"API key (from {server.api_key_file}): {app.extensions['greenroom.api_key']}", flush=True)
+    elif server.listen:
+        logging.getLogger("greenroom").warning("--listen without --secure: anyone on the network can use this server")
+    serve(app, "0.0.0.0" if server.listen else "127.0.0.1", server.port)
+    return 0

@@ -1,0 +1,87 @@
+"""Server configuration: the ``[server]`` table of plugins.toml, overridden by command-line flags,
+and validation of each ``[modules.<name>]`` table against that module's settings model."""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+DEFAULT_KEY_FILE = "~/.config/greenroom/api_key.txt"
+
+
+class ConfigError(Exception):
+    """A configuration problem that stops start-up; the message names file, module and key."""
+
+
+class ServerSettings(BaseModel):
+    """The ``[server]`` table. Command-line flags override these."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enable_modules: list[str] = Field([], description="Modules to serve, as --enable-modules.")
+    port: int = Field(5100, ge=1, le=65535, description="TCP port (SillyTavern's default is 5100).")
+    listen: bool = Field(False, description="Bind 0.0.0.0 instead of 127.0.0.1 (reachable from the network).")
+    secure: bool = Field(False, description="Require 'Authorization: Bearer <key>' on every non-exempt route.")
+    api_key_file: str = Field(DEFAULT_KEY_FILE, description="Where the API key is kept; created with a random key if missing.")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="Default compute device for modules whose device is 'auto'.")
+    cuda_device: str = Field("cuda:0", pattern=r"^cuda(:\d+)?$", description="Which CUDA device --cuda means.")
+    max_content_length_mb: float = Field(100, gt=0, le=4096, description="Largest request body in MiB (413 above).")
+    threads: int = Field(8, ge=1, le=256, description="Worker threads for ordinary requests.")
+    max_streams: int = Field(8, ge=0, le=256, description="Concurrent long-lived streams (video feeds, audio streams); each holds its own worker thread on top of 'threads'.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging verbosity.")
+
+
+class HostConfig(BaseModel):
+    """Everything ``create_app`` needs: server settings, raw module tables, and where they came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    server: ServerSettings = ServerSettings()
+    modules: dict[str, dict[str, Any]] = {}
+    source: str = "<defaults>"
+
+
+def read_config_file(path: str | Path | None) -> HostConfig:
+    """Parse plugins.toml. A missing default file is fine; a missing explicit file is an error."""
+    if path is None:
+        return HostConfig()
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    unknown = set(data) - {"server", "modules"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown table(s) {sorted(unknown)}; expected [server] and [modules.<name>]")
+    try:
+        server = ServerSettings.model_validate(data.get("server", {}))
+    except ValidationError as exc:
+        raise ConfigError(_explain(path, "[server]", exc, ServerSettings)) from None
+    modules = data.get("modules", {})
+    for name, table in modules.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [modules.{name}] must be a table")
+    return HostConfig(server=server, modules=modules, source=str(path))
+
+
+def validate_module_settings(source: str, module: str, settings_cls: type[BaseModel],
+                             table: dict[str, Any]) -> BaseModel:
+    try:
+        return settings_cls.model_validate(table)
+    except ValidationError as exc:
+        raise ConfigError(_explain(source, f"[modules.{module}]", exc, settings_cls)) from None
+
+
+def _explain(source: Any, table: str, exc: ValidationError, model: type[BaseModel]) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{source}: {table} unknown key '{key}'; expected one of: {', '.join(model.model_fields)}")
+        else:
+            lines.append(f"{source}: {table} key '{key}': {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)

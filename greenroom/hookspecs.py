@@ -1,0 +1,24 @@
+"""The hooks a Greenroom plugin can implement.
+
+A plugin is any importable object (usually a Python module) named by an entry
+point in the ``greenroom.modules`` group. Built-in modules are plugins of the
+``greenroom`` distribution and are loaded the same way.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("greenroom")
+hookimpl = pluggy.HookimplMarker("greenroom")
+
+
+@hookspec
+def register_modules(register: Callable[[type], None]) -> None:
+    """Call ``register(ModuleClass)`` for every :class:`greenroom.Module` this plugin provides."""
+
+
+@hookspec
+def register_websearch_engines(register: Callable[[type], None]) -> None:
+    """Call ``register(EngineClass)`` for every web-search engine backend this plugin provides."""

@@ -1,0 +1,112 @@
+"""The transport contract SillyTavern clients rely on: CORS, API key, slashes, JSON errors, logging."""
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+import time
+from typing import Any, Callable
+
+from flask import Flask, Response, g, jsonify, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException
+
+from .api import ApiError, describe_validation_error
+
+log = logging.getLogger("greenroom.http")
+
+PREFLIGHT_METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+INVALID_KEY_BODY = {"error": "401: Invalid API key"}
+_SLASHES = re.compile(r"/{2,}")
+
+
+class CollapseSlashes:
+    """WSGI middleware: ``//api/x`` is served as ``/api/x`` (ST concatenates URLs)."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if "//" in path:
+            environ["PATH_INFO"] = _SLASHES.sub("/", path)
+        return self.app(environ, start_response)
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
+    response = jsonify({"error": message, **extra})
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def key_matches(header: str, key: str) -> bool:
+    """``Authorization: Bearer <key>`` (scheme case-insensitive), compared in constant time."""
+    scheme, _, token = header.strip().partition(" ")
+    # Compare even when the scheme is wrong, so timing says nothing about which part failed.
+    same = hmac.compare_digest(token.strip().encode("utf-8", "replace"), key.encode("utf-8"))
+    return scheme.lower() == "bearer" and same
+
+
+def install(app: Flask, api_key: str | None, exempt: set[str]) -> None:
+    """Wire the transport contract into ``app``. ``exempt`` holds endpoint names that skip the key."""
+
+    @app.before_request
+    def _start() -> Response | None:
+        g.started = time.perf_counter()
+        if request.method == "OPTIONS":
+            return Response(status=200)
+        if api_key is not None and request.endpoint not in exempt:
+            if not key_matches(request.headers.get("Authorization", ""), api_key):
+                response = jsonify(INVALID_KEY_BODY)
+                response.status_code = 401
+                return response
+        return None
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        origin = request.headers.get("Origin")
+        response.headers["Access-Control-Allow-Origin"] = origin or "*"
+        if origin:
+            response.vary.add("Origin")
+        if request.method == "OPTIONS":
+            response.headers["Access-Control-Allow-Methods"] = PREFLIGHT_METHODS
+            requested = request.headers.get("Access-Control-Request-Headers")
+            if requested:
+                response.headers["Access-Control-Allow-Headers"] = requested
+            if request.headers.get("Access-Control-Request-Private-Network") == "true":
+                response.headers["Access-Control-Allow-Private-Network"] = "true"
+        response.headers["Access-Control-Expose-Headers"] = "Retry-After, X-Request-Duration"
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        response.headers["X-Request-Duration"] = f"{elapsed:.6f}"
+        # The shape of the request, never its content.
+        log.info("%s %s %s in=%dB %.1fms", request.method, request.path, response.status_code,
+                 request.content_length or 0, elapsed * 1000)
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, exc.message, exc.headers, **exc.extra)
+
+    @app.errorhandler(ValidationError)
+    def _validation_error(exc: ValidationError) -> Response:
+        return error_response(400, describe_validation_error(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Response | HTTPException:
+        if exc.code is None or exc.code < 400:
+            return exc
+        message = {404: f"not found: {request.path}",
+                   405: f"method {request.method} not allowed for {request.path}",
+                   413: f"request body too large (limit {app.config.get('MAX_CONTENT_LENGTH')} bytes)",
+                   }.get(exc.code, exc.description or exc.name)
+        response = error_response(exc.code, message)
+        if exc.code == 405:
+            response.headers["Allow"] = exc.get_response().headers.get("Allow", "")
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error in %s %s", request.method, request.path)
+        return error_response(500, f"internal error ({type(exc).__name__}); see the server log")

@@ -1,0 +1,105 @@
+"""The contract every Greenroom module fulfils."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from .api import ApiBlueprint
+    from .host import Host
+
+LOAD_TIME = {"x-load-time": True}
+"""``json_schema_extra`` marker for settings that only take effect when the module loads."""
+
+
+def load_time_field(default: Any, description: str, **kwargs: Any) -> Any:
+    """A pydantic ``Field`` that the schema marks as applying at load time only."""
+    return Field(default, description=description, json_schema_extra=LOAD_TIME, **kwargs)
+
+
+class ModuleSettings(BaseModel):
+    """Base class of module settings: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @classmethod
+    def load_time_fields(cls) -> list[str]:
+        return [name for name, f in cls.model_fields.items()
+                if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("x-load-time")]
+
+
+class ComputeSettings(ModuleSettings):
+    """Settings of a module that runs a model: where and in which precision."""
+
+    device: Literal["auto", "cpu", "cuda"] = load_time_field(
+        "auto", "Where the model runs. 'auto' follows the server's --cpu/--cuda flags.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = load_time_field(
+        "auto", "Numeric precision. 'auto' is float16 on CUDA when the module supports it, float32 on CPU.")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a module asks of the machine, used by the host to place it."""
+
+    device: Literal["cpu", "cuda", "any"] = "cpu"
+    """'cpu': never uses a GPU; 'cuda': prefers one; 'any': follows the server flags."""
+    gpu_dtype: str = "float16"
+    """The precision used on a GPU when the settings say 'auto'."""
+    memory_mb: int = 0
+    """Rough memory the loaded model takes, for the operator's planning."""
+    cpu_fallback: bool = True
+    """Whether a failed GPU load may be retried on the CPU."""
+
+
+@dataclass(frozen=True)
+class Compute:
+    """Where the host decided a module runs."""
+
+    device: str  # "cpu" or a torch device string such as "cuda:0"
+    dtype: str   # "float32", "float16" or "bfloat16"
+    reason: str = ""
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
+
+class Module:
+    """Base class of a Greenroom module.
+
+    Subclasses set the class attributes and override :meth:`blueprint`; modules
+    with a model override :meth:`load` and :meth:`unload`. Constructing a module
+    must be cheap: models are loaded in :meth:`load`, once, at start-up.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "0.0.0"
+    description: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
+    """Extra names advertised in ``/api/modules`` while the module is loaded."""
+    Settings: ClassVar[type[ModuleSettings]] = ModuleSettings
+    resources: ClassVar[Resources] = Resources()
+
+    def __init__(self, host: "Host", settings: ModuleSettings) -> None:
+        self.host = host
+        self.settings = settings
+
+    def blueprint(self) -> "ApiBlueprint":
+        """The module's routes. Called for every installed module, enabled or not."""
+        raise NotImplementedError
+
+    def load(self, compute: Compute) -> None:
+        """Load models onto ``compute.device``. Raise to report a failed load."""
+
+    def unload(self) -> None:
+        """Release models, threads and files. Called once at shutdown."""
+
+    def apply_settings(self, settings: ModuleSettings) -> None:
+        """Take live settings (already validated; load-time fields unchanged)."""
+        self.settings = settings
+
+    def status(self) -> dict[str, Any]:
+        """Extra, module-specific facts for ``/api/modules/<name>``."""
+        return {}

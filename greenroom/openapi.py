@@ -1,0 +1,112 @@
+"""The OpenAPI 3.1 document, built from the operations the served blueprints recorded."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from pydantic import BaseModel
+
+from .api import Operation, openapi_path
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "properties": {"error": {"type": "string", "description": "What went wrong, naming the field or problem."}},
+    "required": ["error"],
+}
+
+
+class _Schemas:
+    """Collects pydantic schemas into ``components.schemas`` under unique names."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+        self._names: dict[type[BaseModel], str] = {}
+
+    def ref(self, model: type[BaseModel]) -> dict[str, str]:
+        if model not in self._names:
+            name = model.__name__
+            if name in self.components:
+                name = f"{model.__module__.replace('.', '_')}_{name}"
+            self._names[model] = name
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for def_name, def_schema in schema.pop("$defs", {}).items():
+                self.components.setdefault(def_name, def_schema)
+            self.components[name] = schema
+        return {"$ref": f"#/components/schemas/{self._names[model]}"}
+
+    def query_parameters(self, model: type[BaseModel]) -> list[dict[str, Any]]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for def_name, def_schema in schema.pop("$defs", {}).items():
+            self.components.setdefault(def_name, def_schema)
+        required = set(schema.get("required", []))
+        return [{"name": name, "in": "query", "required": name in required, "schema": prop,
+                 **({"description": prop["description"]} if "description" in prop else {})}
+                for name, prop in schema.get("properties", {}).items()]
+
+
+def _response(spec: Any, schemas: _Schemas) -> dict[str, Any]:
+    if isinstance(spec, type) and issubclass(spec, BaseModel):
+        return {"description": (spec.__doc__ or spec.__name__).strip().splitlines()[0],
+                "content": {"application/json": {"schema": schemas.ref(spec)}}}
+    if isinstance(spec, str):
+        return {"description": spec}
+    return spec
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _operation(op: Operation, method: str, schemas: _Schemas, secure: bool, module_route: bool) -> dict[str, Any]:
+    path, params = openapi_path(op.rule)
+    doc: dict[str, Any] = {"operationId": op.endpoint.replace(".", "_") + "_" + method.lower(),
+                           "summary": op.summary, "tags": op.tags}
+    if op.description:
+        doc["description"] = op.description
+    if op.query is not None:
+        params = params + schemas.query_parameters(op.query)
+    if params:
+        doc["parameters"] = params
+    if op.body is not None:
+        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": schemas.ref(op.body)}}}
+    elif op.request_content is not None:
+        doc["requestBody"] = {"required": True, "content": op.request_content}
+    responses = {str(code): _response(spec, schemas) for code, spec in op.responses.items()} or {
+        "200": {"description": "OK"}}
+    if op.body is not None or op.query is not None or op.request_content is not None:
+        responses.setdefault("400", _error("Invalid request; the message names the field."))
+    if op.body is not None or op.request_content is not None:
+        responses.setdefault("413", _error("Request body larger than the server's limit."))
+    if secure and op.auth:
+        responses.setdefault("401", _error('Missing or wrong API key: {"error": "401: Invalid API key"}.'))
+    if module_route:
+        responses.setdefault("403", _error("The module is installed but not enabled."))
+        responses.setdefault("503", _error("The module failed to load, or the server is busy."))
+    doc["responses"] = responses
+    if secure and op.auth:
+        doc["security"] = [{"bearer": []}]
+    elif secure:
+        doc["security"] = []
+    return doc
+
+
+def build_openapi(title: str, version: str, host_ops: Iterable[Operation],
+                  module_ops: Iterable[Operation], secure: bool) -> dict[str, Any]:
+    schemas = _Schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    for ops, module_route in ((host_ops, False), (module_ops, True)):
+        for op in ops:
+            path, _ = openapi_path(op.rule)
+            for method in op.methods:
+                paths.setdefault(path, {})[method.lower()] = _operation(op, method, schemas, secure, module_route)
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": title, "version": version,
+                 "description": "Greenroom: a SillyTavern-Extras-compatible module host."},
+        "paths": dict(sorted(paths.items())),
+        "components": {"schemas": schemas.components},
+    }
+    if secure:
+        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        doc["security"] = [{"bearer": []}]
+    return doc

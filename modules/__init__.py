@@ -1,0 +1,1 @@
+"""Greenroom's built-in modules, one per folder, each registered through an entry point."""

@@ -1,0 +1,72 @@
+"""Start the real server (``python server.py ...``) on a free 127.0.0.1 port, for integration tests."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerProcess:
+    """A running ``server.py``; ``url`` is its base URL. Stop with :meth:`stop` (SIGTERM)."""
+
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, startup_timeout: float = 300,
+                 log_path: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.log_path = log_path or Path(os.environ.get("TMPDIR", "/tmp")) / f"greenroom-{self.port}.log"
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "--port", str(self.port), *args],
+                                     cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+        self._wait_ready(startup_timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                requests.get(self.url + "/health", timeout=2)
+                return
+            except requests.RequestException:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server not ready after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 15) -> int:
+        """SIGTERM, then wait; returns the exit code (kills and fails loudly if it hangs)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise RuntimeError(f"server ignored SIGTERM for {timeout} s:\n{self.log()}")
+        if not self._log.closed:
+            self._log.close()
+        return self.proc.returncode
+
+
+def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "server.py"), *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
