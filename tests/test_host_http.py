@@ -124,7 +124,41 @@ def test_binds_localhost_only_by_default(hello_server):
 
 def test_sigterm_stops_gracefully(server_factory, plugin_env):
     server = server_factory("--enable-modules=hello", env=plugin_env)
+    stream = requests.get(server.url + "/api/hello/ticks", stream=True, timeout=10)
+    assert next(stream.iter_lines()) == b"data: 0"  # an open stream must not hold shutdown up
     started = time.monotonic()
     assert server.stop() == 0
     assert time.monotonic() - started < 10
     assert "Traceback" not in server.log() and "SIGTERM received; shutting down" in server.log()
+
+
+def test_streams_never_starve_ordinary_requests(server_factory, plugin_env, tmp_path):
+    cfg = tmp_path / "plugins.toml"
+    cfg.write_text("[server]\nthreads = 2\nmax_streams = 2\n")
+    server = server_factory("--config", str(cfg), "--enable-modules=hello", env=plugin_env)
+    url = server.url + "/api/hello/ticks?interval=0.05"
+    streams = [requests.get(url, stream=True, timeout=10) for _ in range(2)]
+    try:
+        for s in streams:
+            assert s.status_code == 200 and next(s.iter_lines()) == b"data: 0"
+        # Both stream slots are taken; ordinary requests still get their own workers.
+        for _ in range(5):
+            assert requests.get(server.url + "/api/modules", timeout=5).status_code == 200
+        refused = requests.get(url, timeout=5)
+        assert refused.status_code == 503 and "too many open streams" in refused.json()["error"]
+        assert refused.headers["Retry-After"]
+    finally:
+        for s in streams:
+            s.close()
+    # A client that went away gives its slot back.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        again = requests.get(url, stream=True, timeout=5)
+        status = again.status_code
+        again.close()
+        if status == 200:
+            break
+        time.sleep(0.2)
+    assert status == 200
+    bad = requests.get(server.url + "/api/hello/ticks?interval=-1")
+    assert bad.status_code == 400 and bad.json()["error"].startswith("interval:")

@@ -1,4 +1,6 @@
-"""An example third-party Greenroom module: one setting model, one blueprint, two routes."""
+"""An example third-party Greenroom module: one settings model, one blueprint, three routes."""
+import time
+
 from flask import Response, jsonify
 from pydantic import BaseModel, Field
 
@@ -8,6 +10,10 @@ from greenroom import ApiBlueprint, Module, ModuleSettings, hookimpl
 class HelloSettings(ModuleSettings):
     greeting: str = Field("Hello", min_length=1, max_length=40, description="The word to greet with.")
     exclamations: int = Field(1, ge=0, le=5, description="How many '!' follow the name.")
+
+
+class TicksQuery(BaseModel):
+    interval: float = Field(0.1, ge=0.01, le=10, description="Seconds between ticks.")
 
 
 class HelloRequest(BaseModel):
@@ -39,6 +45,20 @@ class Hello(Module):
         def badge():
             svg = '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20"><text y="15">hi</text></svg>'
             return Response(svg, mimetype="image/svg+xml")
+
+        @bp.api("/api/hello/ticks", query=TicksQuery, summary="An endless text stream, one tick per interval",
+                responses={200: {"description": "text/event-stream", "content": {"text/event-stream": {}}}})
+        def ticks(query: TicksQuery):
+            def generate():
+                n = 0
+                while True:
+                    yield f"data: {n}\n\n".encode()
+                    n += 1
+                    time.sleep(query.interval)
+
+            # host.stream holds one of the server's stream slots (503 when none is free)
+            # and ends the stream when the server shuts down.
+            return Response(self.host.stream(generate()), mimetype="text/event-stream")
 
         return bp
 
