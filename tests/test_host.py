@@ -365,3 +365,21 @@ def test_human_pages(app_with):
     assert "echo" in page and "Echoes text back." in page and 'href="api/modules/echo/schema"' in page
     docs = client.get("/docs").get_data(as_text=True)
     assert "/api/echo" in docs and "Echo" in docs
+
+
+def test_shipped_plugins_toml_documents_every_builtin_setting(make_config):
+    """The commented plugins.toml must mention every setting of every built-in module and the server."""
+    import re
+
+    from greenroom.cli import DEFAULT_CONFIG
+    from greenroom.config import ServerSettings
+    text = DEFAULT_CONFIG.read_text()
+    tables = dict(re.findall(r"^\[([\w.]+)\]\n(.*?)(?=^\[|\Z)", text, flags=re.S | re.M))
+    for field in ServerSettings.model_fields:
+        assert f"# {field} = " in tables["server"], field
+    host = create_app(make_config()).extensions["greenroom"]
+    builtin = [r for r in host.records.values() if host.registry.plugins[r.plugin].builtin]
+    for rec in builtin:
+        section = tables.get(f"modules.{rec.name}", "")
+        for field in rec.cls.Settings.model_fields:
+            assert f"# {field} = " in section, f"plugins.toml lacks [modules.{rec.name}] {field}"
