@@ -81,8 +81,8 @@ def main() -> None:
     threads = 8
     env = {"GREENROOM_LOAD_PLUGINS": ""}
     ours_port, bare_port = free_port(), free_port()
-    ours = start([sys.executable, "server.py", "--port", str(ours_port), "--log-level", "WARNING",
-                  "--config", os.devnull], ours_port, env)
+    # Default log level (INFO): one access-log line per request, as users run it.
+    ours = start([sys.executable, "server.py", "--port", str(ours_port), "--config", os.devnull], ours_port, env)
     bare = start([sys.executable, "-c", BARE_APP % (threads + 8), str(bare_port)], bare_port, env)
     try:
         hammer(ours_port, args.clients, 1)  # warm-up

@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list-modules", action="store_true", help="list installed modules and plugins, then exit")
     p.add_argument("--print-config", action="store_true", help="print a plugins.toml documenting every setting")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--access-log", action="store_true", default=None, help="log every request's shape, not only failures")
     return p
 
 
@@ -43,6 +44,7 @@ def load_config(args: argparse.Namespace) -> HostConfig:
         "enable_modules": args.enable_modules, "port": args.port, "listen": args.listen, "secure": args.secure,
         "api_key_file": args.api_key_file, "cuda_device": args.cuda_device,
         "max_content_length_mb": args.max_content_length, "log_level": args.log_level,
+        "access_log": args.access_log,
         "device": "cuda" if args.cuda else ("cpu" if args.cpu else None),
     }
     merged = {**config.server.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
