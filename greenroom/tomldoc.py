@@ -22,6 +22,8 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if value is None:
         return '""  # unset'
+    if isinstance(value, dict):  # an inline table, so that uncommenting the line gives valid TOML
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
     return json.dumps(value, ensure_ascii=False)
 
 

