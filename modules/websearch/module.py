@@ -1,0 +1,117 @@
+"""The websearch module: engines come from the ``register_websearch_engines`` hook of every plugin
+(the built-in ones included), and a :class:`Searcher` is rebuilt whenever the settings change."""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+from greenroom import ApiBlueprint, ApiError, Compute, Module, ModuleSettings, Resources
+
+from .engines import Engine
+from .fetch import HttpClient, install_log_redaction
+from .search import EngineState, Searcher
+from .settings import AUTO, ENGINE_NAME, SettingsProblem, WebSearchSettings, check_names, engine_settings
+
+log = logging.getLogger("greenroom.websearch")
+
+
+def collect_engines(host: Any) -> tuple[dict[str, type[Engine]], dict[str, str]]:
+    """Engine classes by name, and the plugin each came from. Built-in plugins win name clashes."""
+    found = host.registry.collect("register_websearch_engines", base=Engine)
+    builtin = {name for name, info in host.registry.plugins.items() if info.builtin}
+    classes: dict[str, type[Engine]] = {}
+    origin: dict[str, str] = {}
+    for plugin, cls in sorted(found, key=lambda pc: pc[0] not in builtin):
+        name = getattr(cls, "name", None)
+        if not isinstance(name, str) or not re.match(ENGINE_NAME, name) or name == AUTO:
+            log.error("plugin %s registered engine %r with an invalid name %r", plugin, cls.__name__, name)
+        elif name in classes:
+            log.error("plugin %s registered engine '%s', already provided by plugin %s; ignored",
+                      plugin, name, origin[name])
+        else:
+            classes[name], origin[name] = cls, plugin
+    return classes, origin
+
+
+class WebSearch(Module):
+    name = "websearch"
+    version = "1.0.0"
+    description = "Web search for LLM tools over plain HTTP: SearXNG, DuckDuckGo, Brave Search, plugin engines."
+    Settings = WebSearchSettings
+    resources = Resources(device="cpu", memory_mb=30)
+
+    def __init__(self, host: Any, settings: ModuleSettings) -> None:
+        super().__init__(host, settings)
+        self.engine_classes: dict[str, type[Engine]] = {}
+        self.engine_origin: dict[str, str] = {}
+        self.states: dict[str, EngineState] = {}
+        self.searcher: Searcher | None = None
+        self._swap_lock = threading.Lock()
+
+    def blueprint(self) -> ApiBlueprint:
+        from .routes import build_blueprint
+        return build_blueprint(self)
+
+    def load(self, compute: Compute) -> None:
+        install_log_redaction()
+        self.engine_classes, self.engine_origin = collect_engines(self.host)
+        try:
+            self.searcher = self._build(self.settings)
+        except SettingsProblem as exc:
+            raise ValueError(f"[modules.websearch] {exc}") from None
+        if not self.searcher.usable:
+            problems = "; ".join(f"{n}: {e.problem()}" for n, e in self.searcher.engines.items()
+                                 if n in self.settings.engines and e.problem())
+            raise ValueError(f"no usable search engine ({problems})")
+        log.info("engines: %s (usable, in order); installed: %s", ", ".join(self.searcher.usable),
+                 ", ".join(sorted(self.engine_classes)))
+
+    def _build(self, settings: ModuleSettings) -> Searcher:
+        """Engines for ``settings``; raises SettingsProblem naming the setting that does not fit."""
+        check_names(settings, set(self.engine_classes))
+        engines: dict[str, Engine] = {}
+        for name, cls in self.engine_classes.items():
+            options = engine_settings(settings, cls)
+            engines[name] = cls(options, HttpClient(settings.user_agent, options.timeout_s))
+            self.states.setdefault(name, EngineState())
+        return Searcher(settings, engines, self.states)
+
+    def apply_settings(self, settings: ModuleSettings) -> None:
+        try:
+            searcher = self._build(settings)
+        except SettingsProblem as exc:
+            raise ApiError(422, str(exc)) from None
+        with self._swap_lock:
+            old, self.searcher, self.settings = self.searcher, searcher, settings
+        if old is not None:
+            _close(old)
+
+    def unload(self) -> None:
+        if self.searcher is not None:
+            _close(self.searcher)
+            self.searcher = None
+
+    def status(self) -> dict[str, Any]:
+        searcher = self.searcher
+        return {} if searcher is None else {**searcher.status(), "engines": self.engine_list()}
+
+    def engine_list(self) -> list[dict[str, Any]]:
+        """Every installed engine: where it came from, whether it is usable and how it has done."""
+        searcher = self.searcher
+        assert searcher is not None
+        return [{"name": name, "description": engine.description, "plugin": self.engine_origin.get(name),
+                 "enabled": name in searcher.settings.engines, "usable": name in searcher.usable,
+                 "problem": engine.problem(), "timeout_s": engine.settings.timeout_s,
+                 "min_interval_s": engine.settings.min_interval_s, **self.states[name].as_dict()}
+                for name, engine in searcher.engines.items()]
+
+
+def _close(searcher: Searcher) -> None:
+    """Close the old engines' connection pools (requests in flight finish on their own sockets)."""
+    for engine in searcher.engines.values():
+        try:
+            engine.close()
+        except Exception:
+            log.exception("engine %s failed to close", engine.name)
