@@ -1,0 +1,40 @@
+"""The nlp module: a spaCy pipeline over HTTP, answering with spaCy's language-neutral Doc JSON."""
+from __future__ import annotations
+
+from typing import Any
+
+from greenroom import ApiBlueprint, Module, Resources
+from greenroom.module import Compute
+
+from .pipeline import SpacyPipeline
+from .settings import NlpSettings
+
+
+class Nlp(Module):
+    name = "nlp"
+    version = "0.1.0"
+    description = "spaCy over HTTP: tokens, tags, lemmas, dependencies, sentences and entities as Doc JSON."
+    Settings = NlpSettings
+    resources = Resources(device="cpu", memory_mb=250)
+    settings: NlpSettings
+
+    def __init__(self, host: Any, settings: NlpSettings) -> None:
+        super().__init__(host, settings)
+        self._pipeline: SpacyPipeline | None = None
+
+    def blueprint(self) -> ApiBlueprint:
+        from .routes import build_blueprint
+        return build_blueprint(self)
+
+    def load(self, compute: Compute) -> None:
+        self._pipeline = SpacyPipeline(self.settings.model)
+
+    def unload(self) -> None:
+        self._pipeline = None
+
+    def status(self) -> dict[str, Any]:
+        return self._pipeline.info() if self._pipeline else {}
+
+    def pipeline(self) -> SpacyPipeline:
+        assert self._pipeline is not None
+        return self._pipeline
