@@ -100,10 +100,13 @@ class HuggingFace:
         self.lock = threading.Lock()
         id2label = self.pipe.model.config.id2label
         self.labels = [id2label[i] for i in sorted(id2label)]
+        # Truncate to what the model can read even when the tokenizer does not say (EX used the config too).
+        positions = getattr(self.pipe.model.config, "max_position_embeddings", None) or 512
+        self.max_length = min(int(self.pipe.tokenizer.model_max_length), int(positions))
 
     def classify(self, texts: list[str]) -> list[Ranking]:
         with self.lock:
-            results = self.pipe(texts, truncation=True, top_k=None, batch_size=16)
+            results = self.pipe(texts, truncation=True, max_length=self.max_length, top_k=None, batch_size=16)
         return [[{"label": r["label"], "score": float(r["score"])} for r in
                  sorted(result, key=lambda r: -r["score"])] for result in results]
 
