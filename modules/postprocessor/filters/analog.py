@@ -19,6 +19,9 @@ from .noise import noise_view
 VHS_STREAK = (0.5, 8.0)
 """VHS noise is blurred along the scan line only: (sigma_y, sigma_x) in pixels."""
 
+VHS_GAMMA = 2.2
+"""Tape noise is even in the gamma-encoded signal, so in linear light it is dark with bright specks."""
+
 
 @register("analog_lowres", dynamic=False, order=5.0, params=[
     Float("sigma", 1.5, 0.1, 3.0, "Blur in pixels: how much resolution the analog signal lost."),
@@ -122,7 +125,7 @@ def _vhs_noise_rgb(planes: np.ndarray, ctx: Context, rows: slice, strength: floa
                    double_size: bool, salt: int = 0) -> None:
     """Blend VHS luma noise (horizontal streaks) into the RGB of ``rows``."""
     region = planes[:, rows]
-    n = noise_view(ctx, "vhs", *VHS_STREAK, double_size, shape=region.shape[1:], salt=salt)
+    n = noise_view(ctx, "vhs", *VHS_STREAK, double_size, shape=region.shape[1:], salt=salt, gamma=VHS_GAMMA)
     vhs_blend(region, n, strength)
 
 
@@ -136,7 +139,7 @@ def analog_vhs_noise(planes: np.ndarray, ctx: Context, strength: float, mode: st
     if strength <= 0:
         return
     (tmp,) = ctx.scratch(1)
-    n = noise_view(ctx, "vhs", *VHS_STREAK, double_size)
+    n = noise_view(ctx, "vhs", *VHS_STREAK, double_size, gamma=VHS_GAMMA)
     for c in range(3):
         np.subtract(n, planes[c], out=tmp)
         tmp *= np.float32(strength)
@@ -222,7 +225,7 @@ def analog_vhstracking(planes: np.ndarray, ctx: Context, base_offset: float, max
         np.copyto(p, a)
     band = min(h, int(math.ceil(offset)))
     region = planes[:, h - band:]
-    n = noise_view(ctx, "vhs", *VHS_STREAK, double_size, shape=region.shape[1:], salt=3)
+    n = noise_view(ctx, "vhs", *VHS_STREAK, double_size, shape=region.shape[1:], salt=3, gamma=VHS_GAMMA)
     for c in range(3):
         np.copyto(region[c], n)
     region[3] = 1.0

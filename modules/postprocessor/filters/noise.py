@@ -13,8 +13,11 @@ from ..context import Context, stable_seed
 
 
 def make_bank(shape: tuple[int, int], sigma_y: float, sigma_x: float, double_size: bool,
-              seed: int) -> np.ndarray:
-    """Noise of twice ``shape`` with values in [0, 1], mean 0.5, blurred by (sigma_y, sigma_x) pixels."""
+              seed: int, gamma: float = 1.0) -> np.ndarray:
+    """Noise of twice ``shape`` with values in [0, 1], mean 0.5, blurred by (sigma_y, sigma_x) pixels.
+
+    ``gamma`` > 1 makes noise that is even in perceived brightness (video noise lives in the
+    gamma-encoded signal) into linear light: mostly dark with bright specks."""
     h, w = shape
     rng = np.random.default_rng(seed)
     div = 2 if double_size else 1
@@ -27,16 +30,19 @@ def make_bank(shape: tuple[int, int], sigma_y: float, sigma_x: float, double_siz
     bank -= bank.mean()
     bank *= np.float32(0.5 / (3.0 * float(bank.std()) + 1e-9))  # about +-3 sigma span [0, 1]
     bank += np.float32(0.5)
-    return np.clip(bank, 0.0, 1.0, out=bank)
+    np.clip(bank, 0.0, 1.0, out=bank)
+    if gamma != 1.0:
+        np.power(bank, np.float32(gamma), out=bank)
+    return bank
 
 
 def noise_view(ctx: Context, kind: str, sigma_y: float, sigma_x: float, double_size: bool,
-               shape: tuple[int, int] | None = None, salt: int = 0) -> np.ndarray:
+               shape: tuple[int, int] | None = None, salt: int = 0, gamma: float = 1.0) -> np.ndarray:
     """An H x W window of a cached bank, chosen by this entry's random stream for the current tick."""
     h, w = shape or ctx.workspace.shape[1:]
     full = ctx.workspace.shape[1:]
-    bank = ctx.cached(("noise-bank", kind, sigma_y, sigma_x, double_size),
-                      lambda: make_bank(full, sigma_y, sigma_x, double_size, seed=stable_seed("noise-bank", kind)))
+    bank = ctx.cached(("noise-bank", kind, sigma_y, sigma_x, double_size, gamma),
+                      lambda: make_bank(full, sigma_y, sigma_x, double_size, stable_seed("noise-bank", kind), gamma))
     rng = ctx.rng(salt=salt)
     dy = int(rng.integers(0, bank.shape[0] - h + 1))
     dx = int(rng.integers(0, bank.shape[1] - w + 1))

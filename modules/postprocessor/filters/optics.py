@@ -124,7 +124,7 @@ def noise(planes: np.ndarray, ctx: Context, strength: float, sigma: float, chann
     """Sensor or film grain, new every 1/25 s: multiplies brightness (or opacity) by random values."""
     if strength <= 0:
         return
-    n = noise_view(ctx, "grain", sigma, 0.0, double_size)
+    n = noise_view(ctx, "grain", sigma, sigma, double_size)
     (factor,) = ctx.scratch(1)
     np.multiply(n, np.float32(strength), out=factor)
     factor += np.float32(1.0 - strength)

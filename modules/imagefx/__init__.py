@@ -1,0 +1,1 @@
+"""The imagefx module: the postprocessor's filters and upscaler over HTTP, for still images."""
