@@ -202,3 +202,11 @@ def test_hugging_face_backend_from_a_local_path(tiny_goemotions, tmp_path):
     assert client.get("/api/classify/labels").json["labels"] == list(GOEMOTIONS)
     assert host.records["classify"].info(host.registry)["status"]["backend"] == "transformers"
     host.shutdown()
+
+
+def test_openapi_document_is_valid(server):
+    from openapi_spec_validator import validate
+    doc = requests.get(server.url + "/openapi.json", timeout=10).json()
+    validate(doc)
+    assert {"/api/classify", "/api/classify/labels", "/api/embeddings/compute", "/api/embeddings/info",
+            "/v1/embeddings"} <= set(doc["paths"])
