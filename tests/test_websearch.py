@@ -2,6 +2,7 @@
 fallback, 502/504, timeouts, cache, pacing, cool-down, bad input, live settings and plugin engines."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import types
@@ -434,7 +435,7 @@ class ReverseEngine(Engine):
 
     def search(self, query: Query) -> list[Hit]:
         if self.settings.crash:
-            raise RuntimeError("bug in a plugin")
+            raise RuntimeError(f"bug in a plugin while searching {query.text}")
         title = html_to_text(f"{self.settings.prefix} <i>{query.text[::-1]}</i>")  # engines return plain text
         return [Hit(title=title, url="https://reverse.example/1",
                     snippet=query.text[::-1] + "\r\nend", engine=self.name),
@@ -467,12 +468,21 @@ def test_a_plugin_engine_is_used_like_a_builtin(client_with, fakes):
     assert listed["reverse"]["plugin"] == "reverse-plugin" and listed["reverse"]["usable"] is True
 
 
-def test_a_crashing_plugin_engine_is_one_failed_engine(client_with, fakes):
+def test_a_crashing_plugin_engine_is_one_failed_engine(client_with, fakes, caplog):
+    caplog.set_level(logging.DEBUG)
     client = client_with(plugins=[("reverse-plugin", engine_plugin(ReverseEngine))],
                          engines=["reverse", "searxng"], engine_options={"reverse": {"crash": True}})
-    data = search(client).json
+    data = search(client, "secret words").json
     assert data["engine"] == "searxng"
     assert data["failed"] == [{"engine": "reverse", "kind": "error", "error": "engine crashed (RuntimeError)"}]
+    assert "engine reverse crashed (RuntimeError)" in caplog.text and "secret" not in caplog.text
+
+
+def test_engine_options_override_builtin_flat_keys(client_with, fakes):
+    fakes.set("searxng", "slow")
+    client = client_with(searxng_timeout_s=30, engine_options={"searxng": {"timeout_s": 0.3}})
+    failed, = search(client).json["failed"]
+    assert failed["kind"] == "timeout" and "within 0.3 s" in failed["error"]
 
 
 def test_bad_engine_plugins_are_skipped(client_with, fakes, caplog):

@@ -6,6 +6,7 @@ import logging
 import math
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Hashable
 from urllib.parse import quote_plus, urlsplit
@@ -167,9 +168,11 @@ class Searcher:
         order = self.plan(requested)
         key = (tuple(order), query.text, query.safesearch, query.language)
         outcome = self._cached_or_single_flight(key, order, query)
-        log.info("search: %d-char query, engine %s -> %s, %d results, cached=%s, %d failed, %.1f ms",
-                 len(query.text), requested or AUTO, outcome.answer.engine, len(outcome.answer.hits),
-                 outcome.cached, len(outcome.failed), (time.perf_counter() - started) * 1000)
+        # The query's length, never its text; cache hits are cheap and frequent, so only at DEBUG.
+        log.log(logging.DEBUG if outcome.cached else logging.INFO,
+                "search: %d-char query, engine %s -> %s, %d results, cached=%s, %d failed, %.1f ms",
+                len(query.text), requested or AUTO, outcome.answer.engine, len(outcome.answer.hits),
+                outcome.cached, len(outcome.failed), (time.perf_counter() - started) * 1000)
         return outcome
 
     def _cached_or_single_flight(self, key: Hashable, order: list[str], query: Query) -> Outcome:
@@ -198,8 +201,9 @@ class Searcher:
             event.set()
 
     def worst_case_s(self, order: list[str]) -> float:
-        """How long asking every engine in ``order`` can take (each engine's timeout and pacing)."""
-        return sum(2 * self.engines[n].settings.timeout_s for n in order) + 1
+        """How long asking every engine in ``order`` can take: per engine, a queue wait of up to its
+        timeout, then connecting and waiting for the answer's headers, each up to its timeout."""
+        return sum(3 * self.engines[n].settings.timeout_s for n in order) + 1
 
     def _ask_in_order(self, key: Hashable, order: list[str], query: Query) -> Outcome:
         failures: list[Failure] = []
@@ -231,7 +235,9 @@ class Searcher:
                 state.limiter.cool_down(exc.retry_after)
             raise
         except Exception as exc:  # a buggy engine plugin is one failed engine, not a 500
-            log.exception("engine %s crashed", name)
+            # Type and frames only: an exception's message may hold the query.
+            log.error("engine %s crashed (%s)", name, type(exc).__name__)
+            log.debug("engine %s crash frames:\n%s", name, "".join(traceback.format_tb(exc.__traceback__)))
             failure = Failure(name, "error", f"engine crashed ({type(exc).__name__})")
             raise EngineError(failure.message) from None
         finally:

@@ -10,6 +10,7 @@ import unicodedata
 from html.parser import HTMLParser
 
 _SKIPPED = {"script", "style", "noscript", "template", "head", "svg"}
+_INLINE = {"a", "abbr", "b", "code", "em", "i", "mark", "small", "span", "strong", "sub", "sup", "u"}
 _SPACES = re.compile(r"\s+")
 ELLIPSIS = "\u2026"
 _KEPT = "\t\n\r\u200d"  # whitespace becomes spaces below; the zero-width joiner holds emoji together
@@ -26,8 +27,8 @@ class _TextCollector(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _SKIPPED:
             self._skip_depth += 1
-        else:
-            self.parts.append(" " if tag not in ("b", "strong", "em", "i", "span", "mark", "u") else "")
+        if tag not in _INLINE:  # block elements and line breaks separate words
+            self.parts.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIPPED:
