@@ -97,7 +97,8 @@ class TTSModule(Module):
         synth = self.synth
         return {"backend": self.settings.backend, "device": self.device, "sample_rate": SAMPLE_RATE,
                 "voices": synth.voices() if synth else [], "default_voice": self.default_voice(synth) if synth else None,
-                "in_flight": self.scheduler.active if self.scheduler else 0, "max_jobs": self.settings.max_jobs}
+                "in_flight": self.scheduler.active if self.scheduler else 0, "max_jobs": self.settings.max_jobs,
+                "samples_cached": len(self._samples)}
 
     def default_voice(self, synth: Synthesizer, settings: TTSSettings | None = None) -> str:
         settings = settings or self.settings

@@ -72,13 +72,14 @@ def clean(text: str) -> str:
 
 
 def _say_number(raw: str) -> str:
+    grouped = "," in raw  # "1,234" is a quantity, never a year
     raw = raw.replace(",", "")
     if "." in raw:
         whole, frac = raw.split(".", 1)
         head = num2words(int(whole)) if whole else "zero"
         return f"{head} point " + " ".join(num2words(int(d)) for d in frac)
     value = int(raw)
-    if len(raw) == 4 and (1100 <= value <= 1999 or 2010 <= value <= 2099):
+    if not grouped and len(raw) == 4 and (1100 <= value <= 1999 or 2010 <= value <= 2099):
         return num2words(value, to="year")
     return num2words(value)
 
