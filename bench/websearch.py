@@ -15,8 +15,8 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -55,23 +55,20 @@ def latencies(host: str, port: int, make_request, n: int) -> list[float]:
 
 def hammer(port: int, method: str, path: str, body: bytes | None, clients: int, seconds: float) -> tuple[float, int]:
     """Each client keeps one connection and repeats the request until time is up; (req/s, errors)."""
-    counts, errors = [0] * clients, [0] * clients
     stop = time.monotonic() + seconds
 
-    def client(i: int) -> None:
+    def client(_: int) -> tuple[int, int]:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        done = failed = 0
         while time.monotonic() < stop:
-            _, status, _ = timed(conn, method, path, body, JSON)
-            errors[i] += status != 200
-            counts[i] += 1
+            failed += timed(conn, method, path, body, JSON)[1] != 200
+            done += 1
+        return done, failed
 
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
     t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return sum(counts) / (time.monotonic() - t0), sum(errors)
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(client, range(clients)))
+    return sum(d for d, _ in results) / (time.monotonic() - t0), sum(f for _, f in results)
 
 
 def start_server(fakes: FakeEngines, folder: Path) -> ServerProcess:

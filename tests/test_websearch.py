@@ -329,7 +329,6 @@ def test_failures_are_not_cached(client_with, fakes):
 
 def test_concurrent_identical_searches_ask_the_engine_once(client_with, fakes):
     fakes.set("searxng", "ok", delay_s=0.3)
-    client_with()
     app = client_with().application
     answers = []
 
@@ -349,11 +348,11 @@ def test_concurrent_identical_searches_ask_the_engine_once(client_with, fakes):
 # -- polite pacing ---------------------------------------------------------------------------------
 
 def test_requests_to_one_engine_are_spaced(client_with, fakes):
-    client = client_with(engines=["searxng"], searxng_min_interval_s=0.25, cache_ttl_s=0)
+    client = client_with(engines=["searxng"], searxng_min_interval_s=0.4, cache_ttl_s=0)
     for i in range(3):
         assert search(client, f"query {i}").status_code == 200
-    times = [s.at for s in fakes.requests_to("searxng")]
-    assert len(times) == 3 and all(b - a >= 0.2 for a, b in zip(times, times[1:]))
+    times = [s.at for s in fakes.requests_to("searxng")]  # arrival times: allow for transit jitter
+    assert len(times) == 3 and all(b - a >= 0.3 for a, b in zip(times, times[1:]))
 
 
 def test_a_long_local_queue_falls_back_instead_of_waiting(client_with, fakes):

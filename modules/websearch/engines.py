@@ -18,7 +18,7 @@ from .errors import EngineError, EngineMalformed, EngineRateLimited, EngineTimeo
 from .fetch import Fetched, HttpClient
 
 __all__ = ["Engine", "EngineError", "EngineMalformed", "EngineRateLimited", "EngineSettings", "EngineTimeout",
-           "FailureKind", "Hit", "Query"]
+           "FailureKind", "Hit", "Query", "json_object", "raise_for_status", "retry_after_s", "text_field"]
 
 
 class EngineSettings(BaseModel):
