@@ -28,15 +28,17 @@ T = 1000.52  # a fixed moment, so dynamic filters render the same every run
 
 DEMO_PARAMS: dict[str, dict] = {
     # glitch filters are rare by design; make them show up in a still
-    "analog_vhsglitches": {"unboost": 0.3, "max_glitches": 6, "min_glitch_height": 8, "max_glitch_height": 20},
+    "analog_vhsglitches": {"unboost": 0.3, "max_glitches": 6, "min_glitch_height": 8, "max_glitch_height": 20,
+                           "strength": 0.8},
     "digital_glitches": {"unboost": 0.3, "max_glitches": 4},
     "rect_glitches": {"unboost": 0.2, "max_rects": 6},
     "analog_runaway_hsync": {"height": 0.3, "strength": 0.2},
     "analog_rippling_hsync": {"amplitude1": 0.006, "amplitude2": 0.004, "amplitude3": 0.002},
-    "desaturate": {"bandpass_q": 0.3, "bandpass_reference_rgb": [0.6, 0.2, 1.0]},
+    "desaturate": {"bandpass_q": 0.25, "bandpass_reference_rgb": [1.0, 0.1, 0.05]},
     "monochrome_display": {"tint_rgb": [0.5, 1.0, 0.5]},
     "chromatic_aberration": {"scale": 0.02},
     "noise": {"strength": 0.5},
+    "posterize": {"levels": 4},
     "scanlines": {"strength": 0.4},
     "translucent_display": {"alpha": 0.6},
 }
@@ -95,7 +97,7 @@ def param_summary(p: dict) -> str:
     return f"`{p['name']}` {fmt(p['default'])} ({allowed})"
 
 
-def table(filters: list[dict]) -> str:
+def table(filters: list[dict], prefix: str) -> str:
     rows = ["| Filter | Example | Kind | Parameters: default (range) | What it does |",
             "|---|---|---|---|---|"]
     for f in filters:
@@ -103,7 +105,7 @@ def table(filters: list[dict]) -> str:
         note = f"<br>*picture: {', '.join(f'{k}={fmt(v)}' for k, v in demo.items())}*" if demo else ""
         params = "<br>".join(param_summary(p) for p in f["params"])
         desc = f["description"].replace("\n", " ").replace("|", "\\|")
-        rows.append(f"| `{f['name']}` | ![{f['name']}](../../docs/filters/{f['name']}.jpg) | "
+        rows.append(f"| `{f['name']}` | ![{f['name']}]({prefix}docs/filters/{f['name']}.jpg) | "
                     f"{'dynamic' if f['dynamic'] else 'static'} | {params} | {desc}{note} |")
     return "\n".join(rows)
 
@@ -119,6 +121,12 @@ def update_readme(text: str) -> None:
 
 
 def main() -> None:
+    import argparse
+    ap = argparse.ArgumentParser(description="Render docs/filters/*.jpg and the README filter table.")
+    ap.add_argument("--link-prefix", default="../../", help="path from the README to the repository root "
+                    "(use '' for a table in the top-level README)")
+    ap.add_argument("--print-table", action="store_true", help="also print the table to stdout")
+    args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     src = character()
     back = backdrop(src.shape[0])
@@ -127,7 +135,9 @@ def main() -> None:
     for f in filters:
         path = render(f["name"], DEMO_PARAMS.get(f["name"], {}), src, back)
         print(f"{path.relative_to(ROOT)}: {path.stat().st_size // 1024} KiB")
-    update_readme(table(filters))
+    update_readme(table(filters, args.link_prefix))
+    if args.print_table:
+        print(table(filters, args.link_prefix))
 
 
 if __name__ == "__main__":

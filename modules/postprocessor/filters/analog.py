@@ -130,7 +130,7 @@ def _vhs_noise_rgb(planes: np.ndarray, ctx: Context, rows: slice, strength: floa
 
 
 @register("analog_vhs_noise", dynamic=True, order=7.5, params=[
-    Float("strength", 0.3, 0.0, 1.0, "How much noise is blended in."),
+    Float("strength", 0.2, 0.0, 1.0, "How much noise is blended in."),
     Choice("mode", "PAL", ("PAL", "NTSC"), "PAL: brightness noise only; NTSC: also colour noise."),
     Bool("double_size", True, "Noise at half resolution (coarser)."),
 ])
