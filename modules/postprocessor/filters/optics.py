@@ -33,7 +33,7 @@ def zoom(planes: np.ndarray, ctx: Context, center_x: float, center_y: float, fac
 
     rows, cols = ctx.cached(("zoom", center_x, center_y, factor),
                             lambda: (taps(h, center_y), taps(w, center_x)))
-    a, b, c = ctx.scratch(3)
+    a, b = ctx.scratch(2)
     for p in planes:
         K.sample_rows(p, rows, a, b)
         K.sample_cols(a, cols, p, b)
@@ -103,7 +103,7 @@ def chromatic_aberration(planes: np.ndarray, ctx: Context, scale: float, sigma: 
     if scale <= 0 and sigma <= 0:
         return
     _, h, w = planes.shape
-    a, b, c = ctx.scratch(3)
+    a, b = ctx.scratch(2)
     for ch, s in ((0, 1.0 + scale), (2, 1.0 - scale)):
         rows, cols = ctx.cached(("ca-taps", s), lambda s=s: (K.scale_taps(h, s), K.scale_taps(w, s)))
         if scale > 0:
