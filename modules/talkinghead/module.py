@@ -1,0 +1,99 @@
+"""The talkinghead module: a THA3 avatar with many simultaneous instances, streamed as video."""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import numpy as np
+
+from greenroom import ApiBlueprint, Compute, Module, Resources
+
+from . import pose as P
+from .images import CHARACTERS, load_named
+from .manager import InstanceManager
+from .poser import SharedPoser, load_poser
+from .settings import ASSETS, TalkingheadSettings, merge_settings, server_defaults
+
+log = logging.getLogger("greenroom.talkinghead")
+EMOTIONS_DIR = ASSETS / "emotions"
+
+
+class Talkinghead(Module):
+    name = "talkinghead"
+    version = "1.0.0"
+    description = "Animated THA3 avatar (SillyTavern talkinghead), many instances, real time on a CPU."
+    Settings = TalkingheadSettings
+    resources = Resources(device="any", gpu_dtype="float16", memory_mb=1200, cpu_fallback=True)
+
+    def __init__(self, host: Any, settings: TalkingheadSettings) -> None:
+        super().__init__(host, settings)
+        self.manager: InstanceManager | None = None
+        self.poser: SharedPoser | None = None
+        self._defaults_lock = threading.Lock()
+        self._base_templates: dict[str, np.ndarray] = {}
+
+    def blueprint(self) -> ApiBlueprint:
+        from .routes import build_blueprint
+        return build_blueprint(self)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def load(self, compute: Compute) -> None:
+        s = self.settings
+        key = ("tha3", s.model, compute.device, compute.dtype, s.weights_dir, s.compile)
+        self.poser = self.host.shared(key, lambda: load_poser(s, compute))
+        self._base_templates = P.load_template_dir(EMOTIONS_DIR)
+        self.manager = InstanceManager(self.poser, s, self.animator_defaults, self.default_templates)
+        if s.mode == "auto" and self.poser.device.type != "cpu":  # a CPU is never fast enough: skip the test
+            sample = self.poser.character(load_named("lambda_00", CHARACTERS), "lambda_00")
+            seconds = self.manager.measure_full_pose(sample)
+            log.info("talkinghead: one full pose takes %.3f s here; 'auto' mode means %s", seconds,
+                     self.manager.resolve_mode(self.manager_defaults()))
+        self.host.subscribe("classify.result", self._on_classified)
+
+    def unload(self) -> None:
+        if self.manager is not None:
+            self.manager.close()
+            self.manager = None
+
+    def apply_settings(self, settings: Any) -> None:
+        self.settings = settings
+        if self.manager is not None:
+            self.manager.settings = settings
+
+    def status(self) -> dict[str, Any]:
+        if self.manager is None:
+            return {}
+        m = self.manager
+        return {"instances": len(m.all()), "default_mode": self.settings.mode,
+                "auto_means": m.resolve_mode(self.manager_defaults()),
+                "full_pose_seconds": None if m.full_pose_seconds is None else round(m.full_pose_seconds, 3),
+                "poser": {"model": self.poser.model, "device": str(self.poser.device), "compiled": self.poser.compiled},
+                "worker": {"pending": m.worker.pending(), "jobs_done": m.worker.jobs_done,
+                           "busy_seconds": round(m.worker.busy_seconds, 1)},
+                "cache": m.cache.stats()}
+
+    # -- defaults --------------------------------------------------------------------------------
+
+    def animator_defaults(self) -> dict[str, Any]:
+        """Built-ins < assets/settings/animator.json < [modules.talkinghead.animator] in plugins.toml."""
+        base = server_defaults()
+        configured = self.settings.animator.model_dump(include=self.settings.animator.model_fields_set)
+        merged, _ = merge_settings(base, configured)
+        return merged.model_dump()
+
+    def manager_defaults(self) -> Any:
+        from .settings import AnimatorSettings
+        return AnimatorSettings.model_validate(self.animator_defaults())
+
+    def default_templates(self) -> dict[str, np.ndarray]:
+        return {name: vec.copy() for name, vec in self._base_templates.items()}
+
+    # -- cooperation -----------------------------------------------------------------------------
+
+    def _on_classified(self, label: str, scores: Any = None, **_: Any) -> None:
+        """classify.result: the default instance shows the top emotion (as EX's classify did)."""
+        inst = self.manager.find(None) if self.manager is not None else None
+        if inst is not None and isinstance(label, str):
+            inst.animator.set_emotion(label)

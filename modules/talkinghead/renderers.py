@@ -1,0 +1,313 @@
+"""Renderers turn a 45-morph pose into an RGBA frame (HxWx4 float32, linear RGB, straight alpha).
+
+* :class:`FullRenderer` runs THA3 on every frame: exact, ~1 s per frame on a 2-core CPU.
+* :class:`CachedRenderer` (the low_compute mode) splits THA3 where its cost splits:
+  the body rotator and editor (85 % of the cost) produce a warp field and a colour
+  correction that hardly depend on the face, so they are rendered once per body pose
+  in the background and cached; the face (eyebrows, eyes, mouth) is a 192x192 patch
+  from the cheap face branch, cached per expression with separate blink and mouth
+  layers. A frame is then a few blends and one grid sample (~10 ms), and motion
+  between cached body poses interpolates the warp fields (a real in-between pose,
+  not a cross-fade).
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import pose as P
+from .cache import PoseCache, PoseWorker
+from .poser import FACE_SIZE, FACE_X, FACE_Y, BodyFields, Character, SharedPoser, compose, to_frame
+
+ROT_STEP = 0.05      # body keys: rotation quantised to 0.05 (under a degree)
+FACE_STEP = 0.05     # face keys: expression morphs quantised to 0.05
+SWAY_STEP = 0.1      # the animator snaps sway targets to this grid in low_compute mode
+WINK_LEVELS = (1.0,)
+BOTH_EYES = 99  # the layer index of a two-eyed blink (both eye_wink morphs at once)
+MOUTH_LEVELS = (0.5, 1.0)
+# Priorities of background jobs (lower runs first).
+NOW, TARGET, GATE, WARM, EMOTION_FACE, EMOTION_BODY = 0, 1, 2, 3, 4, 5
+
+
+class FullRenderer:
+    """THA3 on every frame."""
+
+    mode = "full"
+
+    def __init__(self, poser: SharedPoser, character: Character) -> None:
+        self.poser, self.character = poser, character
+
+    def render(self, pose: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
+        return to_frame(self.poser.pose(self.character, pose))
+
+    def ready(self, pose: np.ndarray) -> bool:
+        return True
+
+    def prefetch(self, pose: np.ndarray, priority: int = TARGET) -> None:
+        pass
+
+    def warm_up(self, templates: dict[str, np.ndarray], settings: Any, emotions: bool) -> None:
+        pass
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+
+def _quantise(values: np.ndarray, step: float) -> tuple[int, ...]:
+    return tuple(int(v) for v in np.round(np.asarray(values, dtype=np.float64) / step))
+
+
+def _nearest_pair(vectors: np.ndarray, point: np.ndarray) -> tuple[int, int, float, float]:
+    """Nearest key ``i``, and the key ``j`` whose segment i->j passes closest to ``point``.
+
+    Returns (i, j, t, distance): the point is approximated by ``lerp(key_i, key_j, t)``
+    (``j == i`` and ``t == 0`` when no segment is closer than key i itself).
+    """
+    diff = vectors - point
+    dist = np.sqrt((diff * diff).sum(axis=1))
+    i = int(np.argmin(dist))
+    best = (i, i, 0.0, float(dist[i]))
+    if len(vectors) < 2 or dist[i] < 1e-6:
+        return best
+    seg = vectors - vectors[i]
+    length2 = (seg * seg).sum(axis=1)
+    length2[i] = np.inf
+    t = np.clip(((point - vectors[i]) * seg).sum(axis=1) / length2, 0.0, 1.0)
+    residual = np.sqrt((((vectors[i] + seg * t[:, None]) - point) ** 2).sum(axis=1))
+    residual[i] = np.inf
+    j = int(np.argmin(residual))
+    if residual[j] < dist[i] - 1e-9 and t[j] > 0:
+        return i, j, float(t[j]), float(residual[j])
+    return best
+
+
+class CachedRenderer:
+    """Low-compute rendering from cached face patches and body fields (see the module docstring)."""
+
+    mode = "low_compute"
+
+    def __init__(self, poser: SharedPoser, character: Character, cache: PoseCache, worker: PoseWorker) -> None:
+        self.poser, self.character, self.cache, self.worker = poser, character, cache, worker
+        self.digest = character.digest
+        self.image = character.image.detach().float().cpu()
+        self.base_grid = poser.base_grid(self.image.shape[-1])
+        self._identity = BodyFields.identity(self.image.shape[-1])
+        self._rest_patch = self.image[:, :, FACE_Y:FACE_Y + FACE_SIZE, FACE_X:FACE_X + FACE_SIZE].clone()
+        self._body_index: dict[tuple, np.ndarray] = {}
+        self._face_index: dict[tuple, np.ndarray] = {}
+        self._variants: set[tuple] = set()
+        self._extra: set[tuple] = set()  # body poses with breathing (the breathing delta)
+        for key in cache.keys(self.digest):
+            self._index(key)
+        self.timings: dict[str, float] = {}
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def _index(self, key: tuple) -> None:
+        if key[0] == "body" and key[-1] == 1:
+            self._extra.add(key)
+        elif key[0] == "body" and key[-1] == 0:
+            self._body_index[key] = np.array(key[1:6], dtype=np.float32) * ROT_STEP
+        elif key[0] == "face" and key[-2] == -1:
+            self._face_index[key] = np.array(key[1:-2], dtype=np.float32) * FACE_STEP
+        elif key[0] == "face":
+            self._variants.add(key)
+
+    @staticmethod
+    def body_key(rotation: np.ndarray, breathing: int = 0) -> tuple:
+        return ("body", *_quantise(rotation, ROT_STEP), breathing)
+
+    @staticmethod
+    def face_key(expression: np.ndarray, morph: int = -1, level: float = 0.0) -> tuple:
+        return ("face", *_quantise(expression, FACE_STEP), morph, int(round(level * 10)))
+
+    def _has(self, key: tuple) -> bool:
+        return key in self._body_index or key in self._face_index or key in self._variants or key in self._extra
+
+    # -- background rendering --------------------------------------------------------------------
+
+    def _submit(self, key: tuple, priority: int) -> None:
+        if self._has(key):
+            return
+        self.worker.submit((self.digest, *key), priority, lambda: self._render_key(key))
+
+    def _render_key(self, key: tuple) -> None:
+        if self._has(key):
+            return
+        if key[0] == "face":
+            expression = np.array(key[1:-2], dtype=np.float32) * FACE_STEP
+            pose = np.zeros(45, dtype=np.float32)
+            pose[P.EXPRESSION] = expression
+            if key[-2] == BOTH_EYES:
+                pose[P.WINK] = key[-1] / 10.0
+            elif key[-2] >= 0:
+                pose[key[-2]] = key[-1] / 10.0
+            patch = self.poser.face_patch(self.character, pose)[0].float().cpu()
+            self.cache.put(self.digest, key, {"patch": patch})
+        else:
+            pose = np.zeros(45, dtype=np.float32)
+            pose[P.ROTATION] = np.array(key[1:6], dtype=np.float32) * ROT_STEP
+            pose[P.BREATHING] = float(key[6])
+            # The body is posed with the character's own (unmorphed) face: faces are layered on later.
+            fields = self.poser.body_fields(self.character, pose, self._rest_patch.to(self.poser.device, self.poser.dtype))
+            self.cache.put(self.digest, key, {"grid": fields.grid, "color": fields.color, "keep": fields.keep})
+        self._index(key)
+
+    def prefetch(self, pose: np.ndarray, priority: int = TARGET) -> None:
+        """Queue what rendering ``pose`` exactly needs: its body key, face key and its blink/mouth layers."""
+        self._submit(self.body_key(pose[P.ROTATION]), priority)
+        expression = pose[P.EXPRESSION]
+        self._submit(self.face_key(expression), priority)
+        left, right = float(pose[P.WINK[0]]), float(pose[P.WINK[1]])
+        if min(left, right) > 0.01:
+            self._submit(self.face_key(expression, BOTH_EYES, 1.0), priority)
+        for index, value in ((P.WINK[0], left - min(left, right)), (P.WINK[1], right - min(left, right))):
+            if value > 0.01:
+                self._submit(self.face_key(expression, index, 1.0), priority)
+        for index in P.MOUTH_OPEN:
+            if pose[index] > 0.01:
+                for level in MOUTH_LEVELS:
+                    self._submit(self.face_key(expression, index, level), priority)
+
+    def prefetch_layers(self, pose: np.ndarray, talking_morph: str, priority: int) -> None:
+        """The blink and talking layers of an expression, so idle animation needs no new renders."""
+        expression = pose[P.EXPRESSION]
+        self._submit(self.face_key(expression, BOTH_EYES, 1.0), priority)
+        for level in MOUTH_LEVELS:
+            self._submit(self.face_key(expression, P.INDEX[talking_morph], level), priority)
+
+    def ready(self, pose: np.ndarray) -> bool:
+        """Whether the body pose is cached (the animator's sway waits for it); queues it if not."""
+        key = self.body_key(pose[P.ROTATION])
+        if key in self._body_index:
+            return True
+        self._submit(key, GATE)
+        return False
+
+    def warm_up(self, templates: dict[str, np.ndarray], settings: Any, emotions: bool) -> None:
+        """Queue the neutral pose, its layers and breathing first; then, optionally, every emotion."""
+        neutral = templates.get(P.NEUTRAL, np.zeros(45, dtype=np.float32))
+        self.prefetch(neutral, NOW)
+        self.prefetch_layers(neutral, settings.talking_morph, WARM)
+        self._submit(self.body_key(np.zeros(5)), WARM)
+        self._submit(self.body_key(np.zeros(5), breathing=1), WARM)
+        if emotions:
+            for template in templates.values():
+                self._submit(self.face_key(template[P.EXPRESSION]), EMOTION_FACE)
+                self.prefetch_layers(template, settings.talking_morph, EMOTION_FACE)
+            for template in templates.values():
+                self._submit(self.body_key(template[P.ROTATION]), EMOTION_BODY)
+
+    # -- per-frame rendering ---------------------------------------------------------------------
+
+    def _fields(self, key: tuple) -> BodyFields | None:
+        item = self.cache.get(self.digest, key)
+        return None if item is None else BodyFields(item["grid"], item["color"], item["keep"])
+
+    def _body(self, rotation: np.ndarray, breathing: float) -> BodyFields:
+        if not self._body_index:
+            return self._identity
+        keys = list(self._body_index)
+        i, j, t, _ = _nearest_pair(np.stack([self._body_index[k] for k in keys]), rotation)
+        a = self._fields(keys[i])
+        if a is None:
+            return self._identity
+        fields = a
+        if j != i:
+            b = self._fields(keys[j])
+            if b is not None:
+                fields = BodyFields(torch.lerp(a.grid, b.grid, t), torch.lerp(a.color, b.color, t),
+                                    torch.lerp(a.keep, b.keep, t))
+        return self._breathe(fields, breathing)
+
+    def _breathe(self, fields: BodyFields, amount: float) -> BodyFields:
+        """Breathing as a first-order delta measured once at the centre pose."""
+        if amount < 1e-3:
+            return fields
+        rest, deep = self.body_key(np.zeros(5)), self.body_key(np.zeros(5), breathing=1)
+        if rest not in self._body_index or deep not in self._extra:
+            return fields
+        a, b = self._fields(rest), self._fields(deep)
+        if a is None or b is None:
+            return fields
+        return BodyFields(fields.grid + (b.grid - a.grid) * amount, fields.color + (b.color - a.color) * amount,
+                          fields.keep + (b.keep - a.keep) * amount)
+
+    def _patch(self, key: tuple) -> torch.Tensor | None:
+        item = self.cache.get(self.digest, key)
+        return None if item is None else item["patch"]
+
+    def _face(self, pose: np.ndarray) -> torch.Tensor:
+        expression = pose[P.EXPRESSION]
+        if not self._face_index:
+            return self._rest_patch[0]
+        keys = list(self._face_index)
+        i, j, t, _ = _nearest_pair(np.stack([self._face_index[k] for k in keys]), expression)
+        base = self._patch(keys[i])
+        if base is None:
+            return self._rest_patch[0]
+        patch = base
+        if j != i:
+            other = self._patch(keys[j])
+            if other is not None:
+                patch = torch.lerp(base, other, t)
+        dominant = keys[j] if t > 0.5 else keys[i]
+        rest = self._patch(dominant)
+        if rest is None:
+            return patch
+        patch = patch.clone() if patch is base else patch
+        left, right = float(pose[P.WINK[0]]), float(pose[P.WINK[1]])
+        both = min(left, right)  # a blink closes both eyes: one layer, so the eyes never close one by one
+        if both > 0.01:
+            self._add_layer(patch, rest, dominant, BOTH_EYES, both)
+        for index, value in ((P.WINK[0], left - both), (P.WINK[1], right - both)):
+            if value > 0.01:
+                self._add_layer(patch, rest, dominant, index, value)
+        for index in P.MOUTH_OPEN:
+            value = float(pose[index])
+            if value > 0.01:
+                self._add_layer(patch, rest, dominant, index, value)
+        return patch
+
+    def _add_layer(self, patch: torch.Tensor, rest: torch.Tensor, key: tuple, index: int, value: float) -> None:
+        """Add ``value`` of a blink/mouth layer, piecewise linear between its cached levels."""
+        levels = (0.0,) + (MOUTH_LEVELS if index in P.MOUTH_OPEN else WINK_LEVELS)
+        for lo, hi in zip(levels, levels[1:]):
+            if value <= hi + 1e-6 or hi == levels[-1]:
+                break
+        hi_patch = self._patch(key[:-2] + (index, int(round(hi * 10))))
+        if hi_patch is None:
+            return
+        lo_patch = rest if lo == 0.0 else self._patch(key[:-2] + (index, int(round(lo * 10))))
+        if lo_patch is None:
+            lo_patch, lo = rest, 0.0
+        t = min((value - lo) / (hi - lo), 1.0)
+        patch.add_(torch.lerp(lo_patch, hi_patch, t) - rest)
+
+    def render(self, pose: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
+        t0 = time.perf_counter()
+        if target is not None:
+            wanted = target.copy()  # the target, with the blink/mouth layers this frame uses
+            layers = P.WINK + P.MOUTH_OPEN
+            wanted[layers] = np.maximum(target[layers], pose[layers])
+            self.prefetch(wanted, TARGET)
+        fields = self._body(pose[P.ROTATION], float(pose[P.BREATHING]))
+        patch = self._face(pose)
+        face_full = self.image.clone()
+        face_full[0, :, FACE_Y:FACE_Y + FACE_SIZE, FACE_X:FACE_X + FACE_SIZE] = patch
+        t1 = time.perf_counter()
+        with torch.inference_mode():
+            image = compose(face_full, fields, self.base_grid)
+        frame = to_frame(image)
+        self.timings = {"blend_ms": (t1 - t0) * 1000, "warp_ms": (time.perf_counter() - t1) * 1000}
+        return frame
+
+    def status(self) -> dict[str, Any]:
+        pending = self.worker.pending(self.digest)
+        done = len(self._body_index) + len(self._face_index) + len(self._variants) + len(self._extra)
+        return {"cache": {"body_poses": len(self._body_index), "faces": len(self._face_index),
+                          "face_layers": len(self._variants), "pending": pending,
+                          "fill": round(done / max(done + pending, 1), 3)}}
