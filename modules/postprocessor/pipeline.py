@@ -13,12 +13,13 @@ from .context import Context, Workspace, stable_seed
 from .registry import FILTERS, FilterDef, validate_chain
 
 DEFAULT_CHAIN: tuple[tuple[str, dict[str, Any]], ...] = (
-    ("bloom", {}),
+    ("bloom", {"threshold": 0.8, "strength": 0.35}),
     ("chromatic_aberration", {}),
-    ("vignetting", {}),
+    ("vignetting", {"strength": 0.25}),
     ("scanlines", {}),
 )
-"""A light CRT look: glow on highlights, colour fringes, darker corners, alternating scanlines."""
+"""A light CRT look: a soft glow on highlights only, faint colour fringes, slightly darker corners,
+alternating scanlines. Lighter than the filters' own defaults, which show each effect clearly."""
 
 
 @dataclass
