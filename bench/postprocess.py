@@ -156,8 +156,9 @@ def main() -> None:
     print(f"  (layout conversion HxWx4 <-> planes   {convert:8.2f} of the first)")
     print(f"  naive out-of-place baseline           {naive:8.2f} {naive_cpu:8.2f}")
     print(f"  speed-up over the baseline            {naive / ours:8.1f}x {naive_cpu / ours_cpu:7.1f}x")
-    print(f"  goal < 15 ms per frame: {'met' if min(ours, ours_cpu) < 15 else 'NOT met'} "
-          f"(wall {ours:.1f} ms, cpu {ours_cpu:.1f} ms)")
+    print(f"  goal < 15 ms per frame: wall {'met' if ours < 15 else 'NOT met'} ({ours:.1f} ms), "
+          f"cpu {'met' if ours_cpu < 15 else 'NOT met'} ({ours_cpu:.1f} ms); wall time includes waiting "
+          f"for a core when the machine is busy (load average now {os.getloadavg()[0]:.1f})")
 
     print(f"\nupscale {args.size} -> {2 * args.size} (new frame)")
     for method in UPSCALE_METHODS:
