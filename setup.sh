@@ -21,4 +21,14 @@ echo "== requirements"
 pip install -q -r requirements.txt
 echo "== greenroom (editable: registers the built-in modules)"
 pip install -q --no-deps --no-build-isolation -e .
+echo "== chromium (browser tests drive Debian's chromium through Playwright; no browser download)"
+if [ -x /usr/bin/chromium ]; then
+    echo "chromium present: /usr/bin/chromium"
+elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } ||
+        echo "NOTE: apt-get could not install chromium; the browser tests (tests/test_webui*.py) need it."
+else
+    echo "NOTE: /usr/bin/chromium is missing and apt-get cannot be used as root here. Install Debian's" \
+         "'chromium' package (sudo apt-get install chromium) to run the browser tests (tests/test_webui*.py)."
+fi
 echo "Done. Start the server with: .venv/bin/python server.py --enable-modules=talkinghead,tts,classify"
