@@ -7,11 +7,12 @@ that document them.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from flask import Blueprint, request
 from pydantic import BaseModel, ValidationError
@@ -100,6 +101,24 @@ def parse_model(model: type[BaseModel], data: Any, where: str = "") -> BaseModel
         raise ApiError(400, describe_validation_error(exc), details=validation_details(exc)) from None
 
 
+class RequestAborted(RuntimeError):
+    """A SystemExit, KeyboardInterrupt or bare BaseException raised by module code while serving a request.
+
+    Flask and waitress handle only ``Exception``: anything else left the client waiting with no answer
+    until the connection timed out. As a RuntimeError it becomes an ordinary 500 (or ends a stream).
+    """
+
+
+@contextlib.contextmanager
+def contained_base_exceptions() -> Iterator[None]:
+    try:
+        yield
+    except (Exception, GeneratorExit):
+        raise
+    except BaseException as exc:
+        raise RequestAborted(f"{type(exc).__name__} raised while serving a request") from exc
+
+
 @dataclass
 class Operation:
     """One documented route: what the OpenAPI document says about it."""
@@ -151,7 +170,8 @@ class ApiBlueprint(Blueprint):
                     kwargs["body"] = parse_model(body, json_body({}))
                 if query is not None:
                     kwargs["query"] = parse_model(query, request.args.to_dict(), "query string")
-                return view(*args, **kwargs)
+                with contained_base_exceptions():
+                    return view(*args, **kwargs)
 
             self.add_url_rule(rule, view_func=wrapper, methods=methods)
             self.operations.append(Operation(

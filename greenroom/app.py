@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
+import psutil
 from flask import Flask, current_app, jsonify, render_template, request
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -66,6 +69,15 @@ class SettingsSchema(BaseModel):
     load_time: list[str]
 
 
+class ServerStatus(BaseModel):
+    """Live counters of the serving process (read-only), for monitoring and leak checks."""
+    streams_open: int = Field(description="Long-lived streams (video feeds, audio streams) holding a slot now.")
+    streams_limit: int = Field(description="Most streams at once (server setting max_streams).")
+    threads: int = Field(description="Python threads alive in the server process.")
+    rss_mb: float = Field(description="Resident memory of the server process in MiB.")
+    uptime_s: float = Field(description="Seconds since the server process started.")
+
+
 class SettingsChange(BaseModel):
     """Any subset of the module's live settings."""
     model_config = ConfigDict(extra="allow")
@@ -121,6 +133,15 @@ def core_blueprint() -> ApiBlueprint:
             raise ApiError(409, f"module '{name}' is {rec.state}; settings can change only while it runs")
         new = host.update_settings(rec.name, body.model_dump())
         return jsonify({"module": rec.name, "values": new.model_dump(mode="json")})
+
+    @bp.api("/api/server/status", summary="Open streams, threads and memory of the server process (read-only)",
+            responses={200: ServerStatus})
+    def server_status():
+        host = host_of()
+        proc = psutil.Process()
+        return jsonify({"streams_open": host.streams.open, "streams_limit": host.streams.limit,
+                        "threads": threading.active_count(), "rss_mb": round(proc.memory_info().rss / 2**20, 1),
+                        "uptime_s": round(time.time() - proc.create_time(), 1)})
 
     @bp.api("/api/extensions", summary="Legacy stub kept for very old SillyTavern clients")
     def extensions():

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from pydantic import ValidationError
 
-from .api import ApiError
+from .api import ApiError, contained_base_exceptions
 from .config import ConfigError, HostConfig, validate_module_settings
 from .module import Compute, Module, ModuleSettings
 from .plugins import PluginRegistry
@@ -91,7 +91,8 @@ class _HeldStream:
             self.close()
             raise StopIteration
         try:
-            return next(self._chunks)
+            with contained_base_exceptions():
+                return next(self._chunks)
         except BaseException:
             self.close()
             raise

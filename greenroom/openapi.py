@@ -68,7 +68,9 @@ def _operation(op: Operation, method: str, schemas: _Schemas, secure: bool, modu
     if params:
         doc["parameters"] = params
     if op.body is not None:
-        doc["requestBody"] = {"required": True, "content": {"application/json": {"schema": schemas.ref(op.body)}}}
+        # An empty body is parsed as {} (json_body), so the body is optional when no field is required.
+        required = bool(op.body.model_json_schema().get("required"))
+        doc["requestBody"] = {"required": required, "content": {"application/json": {"schema": schemas.ref(op.body)}}}
     elif op.request_content is not None:
         doc["requestBody"] = {"required": True, "content": op.request_content}
     responses = {str(code): _response(spec, schemas) for code, spec in op.responses.items()} or {
