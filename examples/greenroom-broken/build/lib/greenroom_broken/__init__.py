@@ -1,1 +1,0 @@
-"""Two ways a plugin can break; Greenroom must survive both."""
