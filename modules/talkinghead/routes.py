@@ -358,6 +358,10 @@ def build_blueprint(module: "Talkinghead") -> ApiBlueprint:  # noqa: C901 - one 
         from modules.postprocessor import describe_filters
         return jsonify({"filters": describe_filters()})
 
+    # -- pose editor (single poses, named emotion sets): modules/talkinghead/pose_routes.py ------
+    from .pose_routes import add_pose_routes
+    add_pose_routes(bp, module)
+
     return bp
 
 
