@@ -109,7 +109,7 @@ def server(tmp_path_factory):
     folder = tmp_path_factory.mktemp("talkinghead")
     config = folder / "plugins.toml"
     config.write_text(f'[modules.talkinghead]\ncache_dir = "{folder / "cache"}"\nmax_instances = 6\n'
-                      'precompute_emotions = false\nmax_upload_mb = 2\n')
+                      'precompute_emotions = false\nmax_upload_mb = 2\nbackground_nice = 0\n')
     proc = ServerProcess(["--config", str(config), "--enable-modules=talkinghead"])
     yield proc
     proc.stop()

@@ -16,6 +16,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from . import pose as P
+from .lipsync import LipSync
 from .settings import AnimatorSettings
 
 REFERENCE_FPS = 25.0  # the per-frame settings (interpolator step, blink chance) are defined at 25 FPS
@@ -40,6 +41,7 @@ class Talking:
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
         self.active = False
+        self.lipsync = LipSync()  # speech scheduled by /api/talkinghead/speak; wins while it plays
         self._value = 0.0
         self._next_change = 0.0
 
@@ -52,6 +54,8 @@ class Talking:
 
     def apply(self, pose: np.ndarray, now: float, settings: AnimatorSettings) -> None:
         """Overwrite the mouth-open morphs of ``pose`` while talking (held between changes)."""
+        if self.lipsync.apply(pose, now):
+            return
         if not self.active:
             return
         if now >= self._next_change:
@@ -109,7 +113,7 @@ class Animator:
             if chosen != self.emotion:
                 self.emotion = chosen
                 self._emotion_changed_at = self._last_tick or 0.0
-                self._next_sway = 0.0  # pick a sway pose that suits the new emotion
+                self._next_sway, self._pending_sway = 0.0, None  # pick a sway pose that suits the new emotion
         return chosen
 
     def set_templates(self, templates: dict[str, np.ndarray]) -> None:
@@ -148,7 +152,7 @@ class Animator:
         """High-level pose requests: look at the camera / left / right, stand straight, new sway."""
         with self.lock:
             if name == "new_sway":
-                self._hint, self._next_sway = None, 0.0
+                self._hint, self._next_sway, self._pending_sway = None, 0.0, None
                 return
             strength = max(self.settings.sway_macro_strength, 0.3)
             rotation = {m: 0.0 for m in P.ROTATION_MORPHS}
@@ -200,7 +204,7 @@ class Animator:
                 target[P.INDEX[name]] = value
             return
         self._hint = None
-        if now >= self._next_sway:
+        if now >= self._next_sway and self._pending_sway is None:  # a proposal waits until it is ready
             self._propose_sway(base, now, s)
         if self._pending_sway is not None:
             candidate = target.copy()

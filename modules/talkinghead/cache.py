@@ -215,13 +215,18 @@ class PoseWorker:
             t0 = time.perf_counter()
             try:
                 job()
-            except Exception:
-                log.exception("background pose job %s failed", key[1:2])
+            except Exception as exc:
+                if self._stop:
+                    return
+                log.exception("background pose job %s failed: %s", key[1:2], exc)
             self.busy_seconds += time.perf_counter() - t0
             self.jobs_done += 1
 
     def stop(self) -> None:
         with self._cond:
             self._stop = True
+            self._heap.clear()
+            self._queued.clear()
             self._cond.notify_all()
-        self._thread.join(timeout=10)
+        # Wait for the job in progress: a thread left inside torch at interpreter exit aborts the process.
+        self._thread.join(timeout=120)

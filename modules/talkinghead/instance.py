@@ -74,6 +74,7 @@ class Instance:
         self.renderer = make_renderer(character, settings)
         self._configure_animator()
         self.postprocessor = self._postprocessor(settings)
+        self._dynamic = chain_is_dynamic(settings.postprocessor_chain)
         self.created = time.time()
         self.last_activity = time.monotonic()
         self.paused = False
@@ -106,9 +107,7 @@ class Instance:
         from modules.postprocessor import Postprocessor
         return Postprocessor(settings.postprocessor_chain)
 
-    @property
-    def _dynamic(self) -> bool:
-        return chain_is_dynamic(self.settings.postprocessor_chain)
+
 
     def _configure_animator(self) -> None:
         low = getattr(self.renderer, "mode", "full") == "low_compute"
@@ -138,6 +137,7 @@ class Instance:
             renderer = self._make_renderer(self.character, settings)
         with self._lock:
             self.settings, self.postprocessor = settings, postprocessor
+            self._dynamic = chain_is_dynamic(settings.postprocessor_chain)
             if renderer is not None:
                 self.renderer = renderer
                 self._configure_animator()
@@ -170,7 +170,7 @@ class Instance:
             self._encoded_cond.notify_all()
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join(timeout=5)
+                thread.join(timeout=120)  # a full pose in progress finishes first (seconds on a busy CPU)
 
     # -- the two loops ---------------------------------------------------------------------------
 
@@ -242,9 +242,11 @@ class Instance:
                 continue
             settings, postprocessor = self.settings, self.postprocessor
             next_tick = max(next_tick + 1.0 / settings.target_fps, now)
-            static = not self._dynamic
-            if seq == last_seq and static and settings is last_settings:
-                continue  # nothing would change: the feeds keep re-sending the last frame
+            # A frame already sent is processed again only for time-dependent filters, and not in full
+            # mode, where the CPU it would take belongs to the poser (the feeds re-send the last frame).
+            refresh = self._dynamic and self.mode != "full"
+            if seq == last_seq and not refresh and settings is last_settings:
+                continue
             t0 = time.perf_counter()
             self._publish(self._finish(frame, settings, postprocessor), settings, seq)
             self.timers["frame"].add(time.perf_counter() - t0)

@@ -37,7 +37,7 @@ class InstanceManager:
         self.defaults = defaults
         self.templates = templates
         self.cache = PoseCache(settings.cache_dir, settings.cache_memory_mb, settings.cache_disk_mb)
-        self.worker = PoseWorker()
+        self.worker = PoseWorker(settings.background_nice)
         self.full_pose_seconds: float | None = None
         self._instances: dict[str, Instance] = {}
         self._lock = threading.RLock()
@@ -150,6 +150,7 @@ class InstanceManager:
 
     def close(self) -> None:
         self._stop.set()
+        self.poser.stopping.set()
         for inst in self.all():
             self.delete(inst.id)
         self.worker.stop()

@@ -69,6 +69,10 @@ class BodyFields:
         return BodyFields(torch.zeros(2, size, size), torch.zeros(4, size, size), torch.ones(4, size, size))
 
 
+class Cancelled(RuntimeError):
+    """A pose abandoned because the server is stopping."""
+
+
 def image_digest(rgba: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(rgba).tobytes()).hexdigest()[:32]
 
@@ -87,6 +91,7 @@ class SharedPoser:
         self.model, self.device = model, torch.device(device)
         self.dtype = torch.float16 if model.endswith("_half") else torch.float32
         self.lock = threading.RLock()
+        self.stopping = threading.Event()  # set at shutdown: long stages give up between networks
         self.modules = self._load(model, weights_dir)
         self.compiled = False
         if compile:
@@ -177,6 +182,8 @@ class SharedPoser:
             t0 = time.perf_counter()
             half = interpolate(face_full, size=(256, 256), mode="bilinear", align_corners=False)
             rotated = self.modules["two_algo_face_body_rotator"](half, rot)
+            if self.stopping.is_set():
+                raise Cancelled("the server is shutting down")
             warped = interpolate(rotated[ROT_WARPED], size=(512, 512), mode="bilinear", align_corners=False)
             grid = interpolate(rotated[ROT_GRID], size=(512, 512), mode="bilinear", align_corners=False)
             out = self.modules["editor"](face_full, warped, grid, rot)

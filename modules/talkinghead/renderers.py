@@ -29,7 +29,8 @@ WINK_LEVELS = (1.0,)
 BOTH_EYES = 99  # the layer index of a two-eyed blink (both eye_wink morphs at once)
 MOUTH_LEVELS = (0.5, 1.0)
 # Priorities of background jobs (lower runs first).
-NOW, TARGET, GATE, WARM, EMOTION_FACE, EMOTION_BODY = 0, 1, 2, 3, 4, 5
+# The exact current target and the idle layers (blink, talk, breathing) come before new sway poses.
+NOW, TARGET, WARM, GATE, EMOTION_FACE, EMOTION_BODY = 0, 1, 2, 3, 4, 5
 
 
 class FullRenderer:
@@ -158,9 +159,9 @@ class CachedRenderer:
 
     def prefetch(self, pose: np.ndarray, priority: int = TARGET) -> None:
         """Queue what rendering ``pose`` exactly needs: its body key, face key and its blink/mouth layers."""
-        self._submit(self.body_key(pose[P.ROTATION]), priority)
         expression = pose[P.EXPRESSION]
-        self._submit(self.face_key(expression), priority)
+        self._submit(self.face_key(expression), priority)  # faces first: 0.1 s each against ~1 s for a body
+        self._submit(self.body_key(pose[P.ROTATION]), priority)
         left, right = float(pose[P.WINK[0]]), float(pose[P.WINK[1]])
         if min(left, right) > 0.01:
             self._submit(self.face_key(expression, BOTH_EYES, 1.0), priority)

@@ -362,6 +362,10 @@ def build_blueprint(module: "Talkinghead") -> ApiBlueprint:  # noqa: C901 - one 
     from .pose_routes import add_pose_routes
     add_pose_routes(bp, module)
 
+    # -- lip-sync (speak through tts, mouth follows the audio): modules/talkinghead/speech_routes.py --
+    from .speech_routes import add_speech_routes
+    add_speech_routes(bp, module, instance)
+
     return bp
 
 

@@ -61,6 +61,7 @@ class AnimatorSettings(BaseModel):
     blink_confusion_duration: float = Field(10.0, ge=0, le=120, description="After switching to 'confusion', blink rapidly for this long.")
     talking_fps: float = Field(12.0, gt=0, le=30, description="New random mouth shapes per second while talking.")
     talking_morph: Literal[MOUTH_OPEN_MORPHS] = Field("mouth_aaa_index", description="Mouth morph the talking animation drives.")  # type: ignore[valid-type]
+    lipsync_latency: float = Field(0.1, ge=-2.0, le=2.0, description="Lip-sync (/api/talkinghead/speak): show each mouth shape this many seconds before its sound plays, making up for the video pipeline's delay (negative: later).")
     sway_morphs: list[Literal[ROTATION_MORPHS]] = Field(list(ROTATION_MORPHS), max_length=5, description="Rotation morphs that sway while idle.")  # type: ignore[valid-type]
     sway_interval_min: float = Field(5.0, ge=0.5, le=120, description="Shortest time a sway pose is held.")
     sway_interval_max: float = Field(10.0, ge=0.5, le=120, description="Longest time a sway pose is held.")
@@ -172,6 +173,8 @@ class TalkingheadSettings(ComputeSettings):
                                                                       "mode, keyed by character image and pose.")
     cache_memory_mb: int = Field(1024, ge=64, le=65536, description="Memory the low_compute pose cache may use.")
     cache_disk_mb: int = Field(2048, ge=0, le=1048576, description="Disk the pose cache may use (0 disables it).")
+    background_nice: int = load_time_field(5, "Nice value of the low_compute mode's background renderer "
+                                              "thread: above 0 it yields the CPU to the live feeds.", ge=0, le=19)
     precompute_emotions: bool = Field(True, description="In low_compute mode, render every emotion in the "
                                                         "background after a character loads.")
     max_instances: int = Field(8, ge=1, le=256, description="Most avatar instances at once (429 beyond).")
