@@ -147,6 +147,12 @@ def test_openai_streaming_matches_the_whole_file(http, server, reference_seconds
         assert seconds == pytest.approx(reference_seconds, abs=0.15)
 
 
+def test_speed_scales_the_duration(http, server, reference_seconds):
+    fast = post(http, server, "/api/tts/speak", text="Good evening, everyone.", voice="jm_kumo", speed=2.0).json()
+    assert 0.35 * reference_seconds < fast["duration"] < 0.7 * reference_seconds
+    assert fast["words"][-1]["end"] <= fast["duration"]
+
+
 def test_the_openai_client_library_works(server, reference_seconds):
     client = openai.OpenAI(base_url=server.url + "/v1", api_key=server.key, max_retries=0)
     assert {"tts-1", "tts-1-hd", "kokoro"} <= {m.id for m in client.models.list()}

@@ -47,7 +47,7 @@ class Job:
 
     def __next__(self) -> Any:
         """The next unit's result in order; re-raises a unit's exception."""
-        if self._read >= self.count or self.cancelled and self._out.empty():
+        if self._read >= self.count or self.cancelled:
             raise StopIteration
         try:
             item = self._out.get(timeout=self.timeout)
@@ -124,17 +124,19 @@ class Scheduler:
                 index = job.next
                 job.next += 1
             started = time.perf_counter()
+            failed = False
             try:
                 result: Any = job.render(index)
             except Exception as exc:  # handed to the request thread, which reports it
                 log.exception("synthesis failed (%s, unit %d)", job.label, index)
-                result = exc
-                job.cancelled = True
+                result, failed = exc, True
             elapsed = time.perf_counter() - started
             job.put(result)
             with self._cond:
                 self._seconds_per_unit = 0.8 * self._seconds_per_unit + 0.2 * elapsed
-                if job.next < job.count and not job.cancelled:
+                if self._stopping:
+                    job.put(RuntimeError("the server is shutting down"))
+                elif job.next < job.count and not job.cancelled and not failed:
                     self._ready.append(job)  # back of the line: others get their turn first
                     self._cond.notify()
                 else:

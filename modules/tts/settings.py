@@ -36,7 +36,8 @@ class TTSSettings(ComputeSettings):
     workers: int = load_time_field(
         1, "Sentences synthesized at the same time (1 suits a CPU; more can help on a GPU).", ge=1, le=16)
     default_voice: str = Field("", max_length=400,
-                               description="Voice used when a request names none; empty picks the first voice.")
+                               description="Voice (or mix) used when a request names none; empty picks af_heart "
+                                           "when the backend has it, else the first voice.")
     lang: Literal["en-us", "en-gb"] = Field(
         "en-us", description="English pronunciation when the voice does not imply one (b* voices are British).")
     default_format: Literal["wav", "mp3", "opus", "aac", "flac", "pcm"] = Field(
