@@ -9,7 +9,7 @@ import numpy as np
 from greenroom import ApiBlueprint, ApiError, Module, Resources
 from greenroom.module import Compute
 
-from .batcher import DynamicBatcher, EncodeFn
+from .batcher import BatcherClosed, DynamicBatcher, EncodeFn
 from .models import SharedEncoder, resolve_model, shared_encoder
 from .settings import EmbeddingsSettings
 
@@ -76,7 +76,10 @@ class Embeddings(Module):
 
     def embed(self, texts: list[str], role: str, count_tokens: bool = False) -> tuple[np.ndarray, list[int] | None]:
         """Unit vectors for ``texts`` (through the dynamic batcher of the role's model)."""
-        job = self._batchers[self._encoders[role].path].submit(texts, count_tokens)
+        try:
+            job = self._batchers[self._encoders[role].path].submit(texts, count_tokens)
+        except BatcherClosed:
+            raise ApiError(503, "the server is shutting down", headers={"Retry-After": "5"}) from None
         assert job.vectors is not None
         return job.vectors, job.tokens
 
