@@ -16,7 +16,7 @@ from .server_process import ServerProcess
 from .test_talkinghead import FACE, FeedReader, face_difference, frame, rgba, wait_for
 
 EYES = (slice(125, 165), slice(210, 300))  # where lambda_00's eyes and mouth change (measured)
-MOUTH = (slice(165, 196), slice(230, 285))
+MOUTH = (slice(168, 192), slice(238, 278))
 
 
 def start(folder) -> ServerProcess:
@@ -82,7 +82,8 @@ def test_blinking_and_talking_move_eyes_and_mouth(server):
     eye_motion = stack[:, EYES[0], EYES[1], :3].std(axis=0).mean()
     mouth_motion = stack[:, MOUTH[0], MOUTH[1], :3].std(axis=0).mean()
     still = stack[:, 400:500, 100:200, :3].std(axis=0).mean()  # clothes: only breathing moves them
-    assert eye_motion > 2.0 and mouth_motion > 2.0 and max(eye_motion, mouth_motion) > 2 * still
+    assert eye_motion > 1.0 and mouth_motion > 1.0, (eye_motion, mouth_motion, still)
+    assert min(eye_motion, mouth_motion) > 1.5 * still, (eye_motion, mouth_motion, still)
 
 
 @pytest.mark.slow

@@ -49,6 +49,8 @@ class PoseCache:
         self._memory: OrderedDict[tuple[str, Key], dict[str, torch.Tensor]] = OrderedDict()
         self._memory_bytes = 0
         self._on_disk: dict[str, set[Key]] = {}
+        self._known: dict[str, set[Key]] = {}   # every key available per character (memory or disk)
+        self._versions: dict[str, int] = {}     # bumped whenever that set changes
         self.hits = self.misses = self.disk_reads = 0
 
     def _dir(self, digest: str) -> Path | None:
@@ -56,12 +58,29 @@ class PoseCache:
             return None
         return self.folder / digest
 
-    def keys(self, digest: str) -> set[Key]:
-        """Every key available for this character, in memory or on disk."""
+    def keys(self, digest: str) -> tuple[int, set[Key]]:
+        """(version, every key available for this character in memory or on disk)."""
         with self._lock:
-            if digest not in self._on_disk:
+            if digest not in self._known:
                 self._on_disk[digest] = self._scan(digest)
-            return {k for d, k in self._memory if d == digest} | self._on_disk[digest]
+                self._known[digest] = set(self._on_disk[digest])
+                self._versions[digest] = self._versions.get(digest, 0) + 1
+            return self._versions[digest], set(self._known[digest])
+
+    def version(self, digest: str) -> int:
+        return self._versions.get(digest, 0)
+
+    def has(self, digest: str, key: Key) -> bool:
+        with self._lock:
+            return key in self._known.get(digest, ())
+
+    def _changed(self, digest: str, key: Key, present: bool) -> None:
+        known = self._known.setdefault(digest, set())
+        if present:
+            known.add(key)
+        else:
+            known.discard(key)
+        self._versions[digest] = self._versions.get(digest, 0) + 1
 
     def _scan(self, digest: str) -> set[Key]:
         folder = self._dir(digest)
@@ -97,9 +116,13 @@ class PoseCache:
                 self._memory_bytes -= sum(t.numel() * t.element_size() for t in old.values())
             self._memory[(digest, key)] = item
             self._memory_bytes += size
+            if key not in self._known.get(digest, ()):
+                self._changed(digest, key, True)
             while self._memory_bytes > self.memory_limit and len(self._memory) > 1:
-                _, dropped = self._memory.popitem(last=False)
+                (d, k), dropped = self._memory.popitem(last=False)
                 self._memory_bytes -= sum(t.numel() * t.element_size() for t in dropped.values())
+                if k not in self._on_disk.get(d, ()):
+                    self._changed(d, k, False)  # gone for good: it will be rendered again when needed
 
     def _read(self, digest: str, key: Key) -> dict[str, torch.Tensor] | None:
         folder = self._dir(digest)
@@ -112,6 +135,7 @@ class PoseCache:
             log.warning("pose cache file %s unreadable (%s); it will be rendered again", key_name(key), exc)
             with self._lock:
                 self._on_disk.get(digest, set()).discard(key)
+                self._changed(digest, key, False)
             return None
 
     def _write(self, digest: str, key: Key, item: dict[str, torch.Tensor]) -> None:
@@ -144,6 +168,8 @@ class PoseCache:
             key = parse_key_name(f.name)
             with self._lock:
                 self._on_disk.get(f.parent.name, set()).discard(key)
+                if (f.parent.name, key) not in self._memory:
+                    self._changed(f.parent.name, key, False)
 
     def stats(self) -> dict[str, Any]:
         with self._lock:

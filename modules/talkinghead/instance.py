@@ -131,7 +131,8 @@ class Instance:
         self._warm_up()
 
     def apply_settings(self, settings: AnimatorSettings) -> None:
-        postprocessor = self._postprocessor(settings)
+        postprocessor = self.postprocessor
+        postprocessor.set_chain(settings.postprocessor_chain)  # live: dynamic filters keep their state
         renderer = None
         if settings.mode != self.settings.mode:
             renderer = self._make_renderer(self.character, settings)

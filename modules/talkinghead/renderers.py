@@ -101,21 +101,30 @@ class CachedRenderer:
         self._face_index: dict[tuple, np.ndarray] = {}
         self._variants: set[tuple] = set()
         self._extra: set[tuple] = set()  # body poses with breathing (the breathing delta)
-        for key in cache.keys(self.digest):
-            self._index(key)
+        self._breath_delta: BodyFields | None = None
+        self._version = -1
+        self._refresh()
         self.timings: dict[str, float] = {}
 
-    # -- keys ------------------------------------------------------------------------------------
+    def _refresh(self) -> None:
+        """Re-read the cache's key set when it changed (other renderers of this character fill it too)."""
+        if self.cache.version(self.digest) == self._version:
+            return
+        version, keys = self.cache.keys(self.digest)
+        body, face, variants, extra = {}, {}, set(), set()
+        for key in keys:
+            if key[0] == "body" and key[-1] == 1:
+                extra.add(key)
+            elif key[0] == "body":
+                body[key] = np.array(key[1:6], dtype=np.float32) * ROT_STEP
+            elif key[-2] == -1:
+                face[key] = np.array(key[1:-2], dtype=np.float32) * FACE_STEP
+            else:
+                variants.add(key)
+        self._body_index, self._face_index, self._variants, self._extra = body, face, variants, extra
+        self._version = version
 
-    def _index(self, key: tuple) -> None:
-        if key[0] == "body" and key[-1] == 1:
-            self._extra.add(key)
-        elif key[0] == "body" and key[-1] == 0:
-            self._body_index[key] = np.array(key[1:6], dtype=np.float32) * ROT_STEP
-        elif key[0] == "face" and key[-2] == -1:
-            self._face_index[key] = np.array(key[1:-2], dtype=np.float32) * FACE_STEP
-        elif key[0] == "face":
-            self._variants.add(key)
+    # -- keys ------------------------------------------------------------------------------------
 
     @staticmethod
     def body_key(rotation: np.ndarray, breathing: int = 0) -> tuple:
@@ -126,7 +135,7 @@ class CachedRenderer:
         return ("face", *_quantise(expression, FACE_STEP), morph, int(round(level * 10)))
 
     def _has(self, key: tuple) -> bool:
-        return key in self._body_index or key in self._face_index or key in self._variants or key in self._extra
+        return self.cache.has(self.digest, key)
 
     # -- background rendering --------------------------------------------------------------------
 
@@ -155,7 +164,6 @@ class CachedRenderer:
             # The body is posed with the character's own (unmorphed) face: faces are layered on later.
             fields = self.poser.body_fields(self.character, pose, self._rest_patch.to(self.poser.device, self.poser.dtype))
             self.cache.put(self.digest, key, {"grid": fields.grid, "color": fields.color, "keep": fields.keep})
-        self._index(key)
 
     def prefetch(self, pose: np.ndarray, priority: int = TARGET) -> None:
         """Queue what rendering ``pose`` exactly needs: its body key, face key and its blink/mouth layers."""
@@ -183,7 +191,7 @@ class CachedRenderer:
     def ready(self, pose: np.ndarray) -> bool:
         """Whether the body pose is cached (the animator's sway waits for it); queues it if not."""
         key = self.body_key(pose[P.ROTATION])
-        if key in self._body_index:
+        if self._has(key):
             return True
         self._submit(key, GATE)
         return False
@@ -228,14 +236,18 @@ class CachedRenderer:
         """Breathing as a first-order delta measured once at the centre pose."""
         if amount < 1e-3:
             return fields
-        rest, deep = self.body_key(np.zeros(5)), self.body_key(np.zeros(5), breathing=1)
-        if rest not in self._body_index or deep not in self._extra:
-            return fields
-        a, b = self._fields(rest), self._fields(deep)
-        if a is None or b is None:
-            return fields
-        return BodyFields(fields.grid + (b.grid - a.grid) * amount, fields.color + (b.color - a.color) * amount,
-                          fields.keep + (b.keep - a.keep) * amount)
+        delta = self._breath_delta
+        if delta is None:
+            rest, deep = self.body_key(np.zeros(5)), self.body_key(np.zeros(5), breathing=1)
+            if rest not in self._body_index or deep not in self._extra:
+                return fields
+            a, b = self._fields(rest), self._fields(deep)
+            if a is None or b is None:
+                return fields
+            delta = self._breath_delta = BodyFields(b.grid - a.grid, b.color - a.color, b.keep - a.keep)
+        return BodyFields(torch.add(fields.grid, delta.grid, alpha=amount),
+                          torch.add(fields.color, delta.color, alpha=amount),
+                          torch.add(fields.keep, delta.keep, alpha=amount))
 
     def _patch(self, key: tuple) -> torch.Tensor | None:
         item = self.cache.get(self.digest, key)
@@ -290,6 +302,7 @@ class CachedRenderer:
 
     def render(self, pose: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
         t0 = time.perf_counter()
+        self._refresh()
         if target is not None:
             wanted = target.copy()  # the target, with the blink/mouth layers this frame uses
             layers = P.WINK + P.MOUTH_OPEN
@@ -307,6 +320,7 @@ class CachedRenderer:
         return frame
 
     def status(self) -> dict[str, Any]:
+        self._refresh()
         pending = self.worker.pending(self.digest)
         done = len(self._body_index) + len(self._face_index) + len(self._variants) + len(self._extra)
         return {"cache": {"body_poses": len(self._body_index), "faces": len(self._face_index),
