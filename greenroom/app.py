@@ -12,7 +12,7 @@ import psutil
 from flask import Flask, current_app, jsonify, render_template, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import __version__, http
+from . import __version__, http, webui
 from .api import ApiBlueprint, ApiError
 from .config import HostConfig
 from .host import Host
@@ -92,6 +92,8 @@ def core_blueprint() -> ApiBlueprint:
         host = host_of()
         return render_template("index.html", host=host, version=__version__,
                                records=[host.records[n] for n in host.available_names()])
+
+    webui.add_routes(bp)  # the web page at /ui/ (greenroom/webui.py)
 
     @bp.api("/health", summary="Liveness and module states", auth=False, responses={200: Health})
     def health():

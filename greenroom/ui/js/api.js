@@ -1,0 +1,93 @@
+// The server's API: URLs relative to the page (works behind a path prefix), the API key as a Bearer
+// header (asked for once when the server answers 401), and errors as exceptions carrying the server's message.
+
+export const BASE = new URL("../", location.href);
+const KEY = "greenroom.api-key";
+
+let apiKey = sessionStorage.getItem(KEY) || localStorage.getItem(KEY) || "";
+let asking = null;
+
+export class ApiError extends Error {
+  constructor(status, message, body = null) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+/** An absolute URL for an API path ("api/x") with optional query parameters (null values dropped). */
+export function url(path, query = {}) {
+  const u = new URL(path.replace(/^\//, ""), BASE);
+  for (const [k, v] of Object.entries(query)) if (v !== null && v !== undefined) u.searchParams.set(k, v);
+  return u.toString();
+}
+
+export function hasKey() { return Boolean(apiKey); }
+
+/**
+ * Call the API. opts: {method, json, form (FormData), query}. Answers parsed JSON, text (text/plain) or a
+ * Blob; throws ApiError(status, server message) for any non-2xx answer and for network failures.
+ */
+export async function api(path, opts = {}, retried = false) {
+  const method = opts.method || (opts.json !== undefined || opts.form ? "POST" : "GET");
+  const headers = {};
+  let body;
+  if (opts.json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(opts.json); }
+  else if (opts.form) body = opts.form;
+  if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  let res;
+  try {
+    res = await fetch(url(path, opts.query), {method, headers, body, signal: opts.signal});
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(0, `server unreachable (${err.message})`);
+  }
+  if (res.status === 401 && !retried) {
+    if (await askForKey()) return api(path, opts, true);
+  }
+  const type = res.headers.get("Content-Type") || "";
+  let data;
+  if (type.includes("json")) data = await res.json().catch(() => null);
+  else if (type.startsWith("text/")) data = await res.text();
+  else data = await res.blob();
+  if (!res.ok) {
+    const message = (data && data.error) || (typeof data === "string" && data) || res.statusText || "request failed";
+    throw new ApiError(res.status, message, data);
+  }
+  return data;
+}
+
+/** Show the key dialog (once, however many requests failed together); true when a key was entered. */
+export function askForKey() {
+  if (!asking) {
+    asking = new Promise((resolve) => {
+      const dialog = document.getElementById("key-dialog");
+      const input = document.getElementById("key-input");
+      input.value = "";
+      dialog.addEventListener("close", () => {
+        asking = null;
+        const key = input.value.trim();
+        if (dialog.returnValue === "ok" && key) {
+          setKey(key, document.getElementById("key-remember").checked);
+          resolve(true);
+        } else resolve(false);
+      }, {once: true});
+      dialog.showModal();
+      input.focus();
+    });
+  }
+  return asking;
+}
+
+export function setKey(key, remember) {
+  apiKey = key;
+  sessionStorage.setItem(KEY, key);
+  if (remember) localStorage.setItem(KEY, key); else localStorage.removeItem(KEY);
+  document.getElementById("key-button").hidden = false;
+}
+
+/** Base64 (as /api/tts/speak answers) -> Blob. */
+export function base64Blob(data, type) {
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  return new Blob([bytes], {type});
+}

@@ -1,0 +1,278 @@
+// The talking head: the live feed over a backdrop, instances, characters, emotions, pose hints and morph overrides.
+
+import {api, url} from "./api.js";
+import {h, card, run, toast, slider, select, throttle, debounce, pickFile, errorText} from "./dom.js";
+import {state} from "./state.js";
+
+// GoEmotions' grouping by sentiment, shown as a coloured dot on each button.
+const POSITIVE = ["admiration", "amusement", "approval", "caring", "desire", "excitement", "gratitude", "joy", "love",
+  "optimism", "pride", "relief"];
+const NEGATIVE = ["anger", "annoyance", "disappointment", "disapproval", "disgust", "embarrassment", "fear", "grief",
+  "nervousness", "remorse", "sadness"];
+const sentiment = (name) => (POSITIVE.includes(name) ? "positive" : NEGATIVE.includes(name) ? "negative" : name === "neutral" ? "neutral" : "ambiguous");
+const HINTS = [["look_at_camera", "Look at camera"], ["look_left", "Look left"], ["look_right", "Look right"],
+  ["stand_straight", "Stand straight"], ["new_sway", "New sway"]];
+const STORE = "greenroom.backdrop";
+
+let characters = [];
+let instances = [];
+
+/** POST to a talkinghead route for the instance on stage. */
+export function onInstance(path, json = {}) {
+  return api(`api/talkinghead/${path}`, {json: {...json, instance_id: state.instanceId}});
+}
+
+export async function initAvatar(panel) {
+  characters = (await api("api/talkinghead/characters")).characters;
+  buildToolbar();
+  const emotions = h("div", {class: "emotions", id: "emotions"});
+  const overrides = h("div", {id: "overrides"});
+  panel.replaceChildren(
+    card("Emotion", h("p", {class: "hint"}, "Click to change the avatar's expression."), emotions),
+    card("Pose", hintButtons(), talkingButtons()),
+    card("Morph overrides", h("p", {class: "hint"},
+      "Drag a slider to hold that morph at a value (eased like emotions); × releases it."), overrides));
+  await buildMorphs(overrides);
+  state.on("instance", () => refreshInstancePanels());
+  state.on("emotion", ({name}) => markEmotion(name));
+  await refreshInstances();
+}
+
+// -- instances and characters -------------------------------------------------------------------
+
+function buildToolbar() {
+  const bar = document.getElementById("stage-toolbar");
+  const instanceSelect = h("select", {id: "instance-select", title: "Avatar instance on stage",
+    onchange: () => state.setInstance(instanceSelect.value)});
+  const characterSelect = select(characters, characters[0], null, {id: "character-select", title: "Example characters in assets/characters/"});
+  const newButton = h("button", {type: "button", id: "new-instance", title: "Create another avatar instance with this character",
+    onclick: () => run(() => loadCharacter(characterSelect.value, true), newButton, "New instance")}, "+ New");
+  const loadButton = h("button", {type: "button", id: "load-character", title: "Show this character in the current instance",
+    onclick: () => run(() => loadCharacter(characterSelect.value, false), loadButton, "Load")}, "Load");
+  const uploadButton = h("button", {type: "button", id: "upload-character",
+    title: "Your own character: a 512x512 PNG with a transparent background",
+    onclick: () => run(uploadCharacter, uploadButton, "Upload")}, "Upload…");
+  const deleteButton = h("button", {type: "button", class: "ghost", title: "Delete this instance",
+    onclick: () => run(deleteInstance, deleteButton, "Delete")}, "Delete");
+  const pauseButton = h("button", {type: "button", class: "ghost", id: "pause-button",
+    onclick: () => run(async () => {
+      const paused = pauseButton.dataset.paused === "true";
+      await onInstance(paused ? "start" : "stop");
+      setPaused(!paused);
+    }, pauseButton, "Pause")}, "Pause");
+  bar.replaceChildren(
+    h("div", {class: "row"}, h("span", {class: "label"}, "Instance"), instanceSelect, newButton, pauseButton, deleteButton),
+    h("div", {class: "row"}, h("span", {class: "label"}, "Character"), characterSelect, loadButton, uploadButton),
+    backdropRow());
+  bar.hidden = false;
+  const feed = document.getElementById("feed");
+  feed.addEventListener("load", () => { feed.hidden = false; document.getElementById("stage-message").hidden = true; });
+  feed.addEventListener("error", () => {
+    if (!feed.getAttribute("src")) return;
+    showMessage("The video feed stopped; reconnecting…");
+    setTimeout(() => state.instanceId && showFeed(state.instanceId), 3000);
+  });
+}
+
+function setPaused(paused) {
+  const b = document.getElementById("pause-button");
+  b.dataset.paused = String(paused);
+  b.textContent = paused ? "Resume" : "Pause";
+}
+
+function showMessage(text) {
+  const msg = document.getElementById("stage-message");
+  msg.textContent = text;
+  msg.hidden = false;
+}
+
+async function refreshInstances(select_ = null) {
+  instances = (await api("api/talkinghead/instances")).instances;
+  if (!instances.length && characters.length) {
+    showMessage(`Loading ${characters[0]}…`);
+    const loaded = await api("api/talkinghead/load", {form: formOf({character: characters[0]})});
+    instances = (await api("api/talkinghead/instances")).instances;
+    select_ = loaded.instance_id;
+  }
+  const ids = instances.map((i) => i.instance_id);
+  const sel = document.getElementById("instance-select");
+  sel.replaceChildren(...instances.map((i) => h("option", {value: i.instance_id}, `${i.instance_id} · ${i.character}`)));
+  const chosen = [select_, state.instanceId, "default", ids[0]].find((id) => id && ids.includes(id)) || null;
+  if (!chosen) { showMessage("No avatar yet: pick a character and press Load."); return; }
+  sel.value = chosen;
+  if (chosen === state.instanceId) refreshInstancePanels(); else state.setInstance(chosen);
+}
+
+function formOf(fields) {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) if (v !== null && v !== undefined) form.append(k, v);
+  return form;
+}
+
+async function loadCharacter(name, asNew) {
+  const fields = asNew ? {character: name, new: "true"} : {character: name, instance_id: state.instanceId};
+  const reply = await api("api/talkinghead/load", {form: formOf(fields)});
+  toast(`${reply.character} ${reply.created ? "loaded into new instance" : "loaded into"} ${reply.instance_id}`, "ok");
+  await refreshInstances(reply.instance_id);
+  if (!asNew) showFeed(reply.instance_id);
+}
+
+async function uploadCharacter() {
+  const file = await pickFile("image/png,image/webp,image/*");
+  if (!file) return;
+  const reply = await api("api/talkinghead/load", {form: formOf({file, instance_id: state.instanceId})});
+  toast(`Uploaded ${reply.character} (${reply.size.join("×")}) into ${reply.instance_id}`, "ok");
+  await refreshInstances(reply.instance_id);
+}
+
+async function deleteInstance() {
+  const id = state.instanceId;
+  if (!id) return;
+  document.getElementById("feed").removeAttribute("src");
+  await api("api/talkinghead/unload", {json: {instance_id: id}});
+  state.instanceId = null;
+  toast(`Instance ${id} deleted`, "ok");
+  await refreshInstances();
+}
+
+function showFeed(id) {
+  const feed = document.getElementById("feed");
+  feed.removeAttribute("src");  // closes the previous stream (it holds a server stream slot)
+  feed.src = url("api/talkinghead/result_feed", {instance_id: id, t: Date.now()});
+}
+
+async function refreshInstancePanels() {
+  const id = state.instanceId;
+  if (!id) return;
+  showFeed(id);
+  const [emotions, status] = await Promise.all([
+    api("api/talkinghead/emotions", {query: {instance_id: id}}),
+    api("api/talkinghead/status", {query: {instance_id: id}})]);
+  buildEmotions(emotions);
+  setPaused(Boolean(status.paused));
+  syncOverrides(status.overrides || {});
+}
+
+// -- backdrop ------------------------------------------------------------------------------------
+
+function backdropRow() {
+  const stage = document.getElementById("backdrop");
+  const saved = JSON.parse(localStorage.getItem(STORE) || "{}");
+  let names = [];
+  let choice = {name: saved.name ?? null, sigma: saved.sigma ?? 0};
+  const cache = new Map();
+  const picker = h("select", {id: "backdrop-select", title: "Backdrop images from assets/backdrops/"});
+  const canBlur = state.loaded("imagefx");
+  const blur = slider({label: "Blur", min: 0, max: 24, step: 1, value: choice.sigma,
+    title: canBlur ? "Gaussian blur through the imagefx module" : "Enable the imagefx module to blur the backdrop",
+    onInput: (v) => { choice.sigma = v; applyLater(); }});
+  blur.range.disabled = !canBlur;
+  blur.querySelector(".num").disabled = !canBlur;
+  blur.id = "backdrop-blur";
+
+  async function apply() {
+    localStorage.setItem(STORE, JSON.stringify(choice));
+    if (!choice.name) { stage.style.backgroundImage = ""; return; }
+    const plain = url(`ui/backdrops/${encodeURIComponent(choice.name)}`);
+    if (!choice.sigma || !canBlur) { stage.style.backgroundImage = `url("${plain}")`; return; }
+    const key = `${choice.name}:${choice.sigma}`;
+    if (!cache.has(key)) {
+      const image = await (await fetch(plain)).blob();
+      const form = new FormData();
+      form.append("file", image, choice.name);
+      form.append("json", JSON.stringify({filters: [["blur", {sigma: choice.sigma}]], format: "jpeg"}));
+      cache.set(key, URL.createObjectURL(await api("api/imagefx/process", {form})));
+    }
+    stage.style.backgroundImage = `url("${cache.get(key)}")`;
+  }
+  const applyLater = debounce(() => run(apply, null, "Backdrop"), 250);
+  picker.addEventListener("change", () => { choice.name = picker.value || null; applyLater(); });
+  fetch(url("ui/backdrops.json")).then((r) => r.json()).then((data) => {
+    names = data.backdrops || [];
+    if (choice.name === null && !saved.hasOwnProperty("name")) choice.name = names.includes("studio.jpg") ? "studio.jpg" : names[0] || null;
+    picker.replaceChildren(h("option", {value: ""}, "none"), ...names.map((n) => h("option", {value: n}, n.replace(/\.\w+$/, ""))));
+    picker.value = choice.name || "";
+    applyLater();
+  }).catch((err) => toast(`Backdrops: ${errorText(err)}`));
+  return h("div", {class: "row"}, h("span", {class: "label"}, "Backdrop"), picker, blur);
+}
+
+// -- emotions, hints, talking --------------------------------------------------------------------
+
+function buildEmotions(data) {
+  const box = document.getElementById("emotions");
+  const names = Object.keys(data.emotions).sort();
+  box.replaceChildren(...names.map((name) => {
+    const b = h("button", {type: "button", class: "emotion", dataset: {emotion: name}, title: name,
+      onclick: () => run(async () => { await onInstance("set_emotion", {emotion_name: name}); state.emit("emotion", {name}); }, b, "Emotion")},
+    h("span", {class: `dot ${sentiment(name)}`}), h("span", {}, name));
+    return b;
+  }));
+  markEmotion(data.current);
+}
+
+function markEmotion(name) {
+  for (const b of document.querySelectorAll("#emotions .emotion")) b.classList.toggle("active", b.dataset.emotion === name);
+}
+
+function hintButtons() {
+  const duration = slider({label: "Hold (s)", min: 1, max: 30, step: 1, value: 5, onInput: () => {}});
+  return h("div", {},
+    h("div", {class: "button-row"}, HINTS.map(([hint, text]) => {
+      const b = h("button", {type: "button", dataset: {hint}, onclick: () => run(() =>
+        onInstance("pose_hint", {hint, duration: Number(duration.range.value)}), b, text)}, text);
+      return b;
+    })), duration);
+}
+
+function talkingButtons() {
+  const start = h("button", {type: "button", title: "Mouth animation without audio (for clients that play no sound)",
+    onclick: () => run(() => api("api/talkinghead/start_talking", {method: "POST", query: {instance_id: state.instanceId}}), start)}, "Talk (no audio)");
+  const stop = h("button", {type: "button", class: "ghost",
+    onclick: () => run(() => api("api/talkinghead/stop_talking", {method: "POST", query: {instance_id: state.instanceId}}), stop)}, "Stop talking");
+  return h("div", {class: "button-row"}, start, stop);
+}
+
+// -- morph overrides -----------------------------------------------------------------------------
+
+const rows = new Map();
+
+async function buildMorphs(box) {
+  const {morphs} = await api("api/talkinghead/morphs");
+  const groups = {};
+  for (const m of morphs) (groups[m.group] ||= []).push(m);
+  const send = new Map();
+  const clear = h("button", {type: "button", class: "ghost", onclick: () => run(async () => {
+    await onInstance("set_overrides", {overrides: {}});
+    syncOverrides({});
+  }, clear, "Clear overrides")}, "Release all");
+  box.replaceChildren(h("div", {class: "button-row"}, clear), ...Object.entries(groups).map(([group, list]) =>
+    h("details", {class: "morph-group", open: group === "face"},
+      h("summary", {}, `${group} (${list.length})`),
+      list.map((m) => {
+        if (!send.has(m.name)) send.set(m.name, throttle((v) => run(() => onInstance("modify_overrides",
+          {action: "set", overrides: {[m.name]: v}}), null, m.name), 80));
+        const row = slider({label: pretty(m.name), min: m.min, max: m.max, step: 0.01, value: 0,
+          title: m.name, format: (v) => v.toFixed(2), onInput: (v) => { row.classList.add("set"); send.get(m.name)(v); }});
+        row.classList.add("morph");
+        row.dataset.morph = m.name;
+        row.append(h("button", {type: "button", class: "close", title: "Release this override", onclick: (e) => {
+          e.preventDefault();
+          run(async () => { await onInstance("modify_overrides", {action: "unset", overrides: {[m.name]: 0}}); row.classList.remove("set"); row.setValue(0); }, null, m.name);
+        }}, "×"));
+        rows.set(m.name, row);
+        return row;
+      }))));
+}
+
+function syncOverrides(overrides) {
+  for (const [name, row] of rows) {
+    const set = Object.prototype.hasOwnProperty.call(overrides, name);
+    row.classList.toggle("set", set);
+    row.setValue(set ? overrides[name] : 0);
+  }
+}
+
+function pretty(name) {
+  return name.replace(/_index$/, "").replace(/_/g, " ");
+}

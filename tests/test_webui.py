@@ -1,0 +1,295 @@
+"""The web page at /ui/ in a real headless Chromium (Debian's, driven by Playwright) against a real server
+with talkinghead (low_compute), tts, classify and imagefx: loads without console errors, the feed updates,
+emotion buttons and the filter chain editor change the avatar, speech plays while the mouth moves, classify
+applies to the avatar, server errors are shown, and --secure asks for the key once.
+
+Screenshots go to test-artifacts/webui/.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from .server_process import ROOT, ServerProcess
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / "test-artifacts" / "webui"
+FACE = (190, 60, 140, 140)    # x, y, w, h of the face in the 512x512 frame
+EYES = (205, 128, 110, 34)
+MOUTH = (232, 158, 50, 28)
+QUIET_ANIMATOR = """[modules.talkinghead.animator]
+target_fps = 15
+blink_probability = 0.0
+sway_macro_strength = 0.0
+sway_micro_strength = 0.0
+postprocessor_chain = []
+"""
+# The feed image (same origin, so readable) cropped to a region, as a PNG data URL.
+CROP_JS = """([x, y, w, h]) => {
+  const img = document.getElementById("feed");
+  if (!img.naturalWidth) return null;
+  const c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  c.getContext("2d").drawImage(img, x, y, w, h, 0, 0, w, h);
+  return c.toDataURL("image/png");
+}"""
+
+
+def require_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (setup.sh does it as root: apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("webui")
+    config = folder / "plugins.toml"
+    config.write_text(f'[modules.talkinghead]\ncache_dir = "{folder / "cache"}"\nmode = "low_compute"\n'
+                      f'precompute_emotions = false\nmax_instances = 4\n\n{QUIET_ANIMATOR}')
+    proc = ServerProcess(["--config", str(config), "--enable-modules=talkinghead,tts,classify,imagefx"])
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Page:
+    """One browser tab on the page, recording console errors and uncaught exceptions."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.url = url
+
+    def open(self, fragment: str = "") -> None:
+        self.page.goto(f"{self.url}/ui/{fragment}")
+        self.page.wait_for_selector("body[data-ready=true]", timeout=120_000)
+
+    def crop(self, region: tuple[int, int, int, int]) -> np.ndarray:
+        data = self.page.evaluate(CROP_JS, list(region))
+        assert data, "the feed image has no frame"
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(data.split(",", 1)[1]))).convert("RGB"), np.float32)
+
+    def wait_change(self, region, before: np.ndarray, threshold: float, timeout: float = 120) -> float:
+        deadline = time.monotonic() + timeout
+        diff = 0.0
+        while time.monotonic() < deadline:
+            diff = float(np.abs(self.crop(region) - before).mean())
+            if diff > threshold:
+                return diff
+            time.sleep(0.25)
+        raise AssertionError(f"region {region} changed only by {diff:.2f} (wanted > {threshold}) in {timeout} s")
+
+    def wait_still(self, region, timeout: float = 120) -> np.ndarray:
+        """The region once it stops changing (two crops 0.5 s apart within 0.5 of each other)."""
+        deadline = time.monotonic() + timeout
+        last = self.crop(region)
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.crop(region)
+            if float(np.abs(now - last).mean()) < 0.5:
+                return now
+            last = now
+        raise AssertionError(f"region {region} kept changing for {timeout} s")
+
+    def tab(self, name: str) -> None:
+        self.page.click(f"nav.tabs button[data-target=tab-{name}]")
+
+    def shot(self, name: str) -> None:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+@pytest.fixture(scope="module")
+def ui(server, browser):
+    page = Page(browser, server.url)
+    page.open()
+    page.page.wait_for_function("document.getElementById('feed').naturalWidth > 0", timeout=180_000)
+    yield page
+    page.page.close()
+
+
+def test_page_loads_without_console_errors(ui, server):
+    page = ui.page
+    assert page.title() == "Greenroom"
+    for name in ("talkinghead", "tts", "classify", "imagefx"):
+        assert page.locator("#health .pill.ok", has_text=name).count() == 1
+    assert page.locator("#emotions .emotion").count() == 28
+    assert page.locator("#instance-select option").count() >= 1
+    assert page.eval_on_selector("#feed", "img => [img.naturalWidth, img.naturalHeight]") == [512, 512]
+    # the backdrop is set behind the transparent feed
+    page.wait_for_function("getComputedStyle(document.getElementById('backdrop')).backgroundImage.includes('url(')")
+    ui.shot("01-loaded")
+    assert ui.errors == []
+
+
+def test_feed_updates(ui, server):
+    iid = ui.page.eval_on_selector("#instance-select", "s => s.value")
+    sent = requests.get(f"{server.url}/api/talkinghead/status", params={"instance_id": iid}, timeout=30).json()
+    assert sent["feeds"] >= 1  # the page's <img> holds the feed open
+    before = ui.crop(EYES)
+    r = requests.post(f"{server.url}/api/talkinghead/set_overrides", timeout=30,
+                      json={"instance_id": iid, "overrides": {"eye_wink_left_index": 1.0, "eye_wink_right_index": 1.0}})
+    assert r.status_code == 200, r.text
+    try:
+        ui.wait_change(EYES, before, 4.0)  # the picture in the page follows the server
+    finally:
+        requests.post(f"{server.url}/api/talkinghead/set_overrides", json={"instance_id": iid, "overrides": {}}, timeout=30)
+    later = requests.get(f"{server.url}/api/talkinghead/status", params={"instance_id": iid}, timeout=30).json()
+    assert later["frames"]["sent"] > sent["frames"]["sent"]
+    ui.wait_change(EYES, ui.crop(EYES), 4.0)  # eyes open again
+
+
+def test_emotion_click_changes_the_avatar(ui, server):
+    ui.tab("avatar")
+    before = ui.wait_still(FACE)
+    ui.page.click("#emotions .emotion[data-emotion=surprise]")
+    ui.page.wait_for_selector("#emotions .emotion.active[data-emotion=surprise]")
+    ui.wait_change(FACE, before, 2.5)
+    iid = ui.page.eval_on_selector("#instance-select", "s => s.value")
+    status = requests.get(f"{server.url}/api/talkinghead/status", params={"instance_id": iid}, timeout=30).json()
+    assert status["emotion"] == "surprise"
+    ui.shot("02-emotion-surprise")
+    ui.page.click("#emotions .emotion[data-emotion=neutral]")
+    ui.page.wait_for_selector("#emotions .emotion.active[data-emotion=neutral]")
+
+
+def test_chain_editor_adds_a_filter_and_the_frame_changes(ui, server):
+    ui.tab("style")
+    page = ui.page
+    page.wait_for_selector("#chain .empty-note")  # the test server starts without filters
+    whole = (0, 0, 512, 512)
+    before = ui.wait_still(whole)
+    page.select_option("#filter-picker", "monochrome_display")
+    page.click("#add-filter")
+    page.wait_for_selector("#chain .step[data-filter=monochrome_display]")
+    # the parameter controls come from the introspection data
+    params = page.locator("#chain .step[data-filter=monochrome_display] .params > *").count()
+    assert params >= 2
+    ui.wait_change(whole, before, 3.0)
+    iid = page.eval_on_selector("#instance-select", "s => s.value")
+    chain = requests.get(f"{server.url}/api/talkinghead/animator_settings", params={"instance_id": iid},
+                         timeout=30).json()["postprocessor_chain"]
+    assert [step[0] for step in chain] == ["monochrome_display"]
+    ui.shot("03-filter-chain")
+    page.click("#chain .step[data-filter=monochrome_display] button.remove")
+    page.wait_for_selector("#chain .empty-note")
+    ui.wait_change(whole, ui.crop(whole), 3.0)
+    assert ui.errors == []
+
+
+def test_speak_plays_audio_and_the_mouth_moves(ui, server):
+    page = ui.page
+    ui.tab("speech")
+    page.fill("#speech-text", "Hello there! Look at my mouth, I am talking to you.")
+    ui.wait_still(FACE)
+    idle = [ui.crop(MOUTH) for _ in range(6)]
+    base = idle[0]
+    noise = max(float(np.abs(a - base).mean()) for a in idle)
+    page.evaluate("""() => { window.__playing = false;
+        document.getElementById('speech-audio').addEventListener('playing', () => { window.__playing = true; }); }""")
+    page.click("#speak-button")
+    page.wait_for_function("window.__playing", timeout=240_000)
+    assert page.is_visible("#speaking-badge")
+    diffs, shot = [], False
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not page.evaluate("document.getElementById('speech-audio').ended"):
+        diffs.append(float(np.abs(ui.crop(MOUTH) - base).mean()))
+        if not shot and diffs[-1] > noise + 3:
+            ui.shot("04-speaking")
+            shot = True
+        time.sleep(0.05)
+    state = page.evaluate("(() => { const a = document.getElementById('speech-audio'); return [a.currentTime, a.duration]; })()")
+    assert state[0] > 0.5, f"audio did not advance: {state}"
+    assert page.locator("#words .word").count() >= 8
+    assert max(diffs) > noise + 3.0, f"mouth changed by {max(diffs):.2f} at most (idle noise {noise:.2f})"
+    assert ui.errors == []
+
+
+def test_classify_ranks_and_applies_to_the_avatar(ui, server):
+    page = ui.page
+    ui.tab("classify")
+    page.fill("#classify-text", "I am so angry, this is outrageous and I hate it!")
+    page.click("#classify-button")
+    page.wait_for_selector("#ranking li.top")
+    assert page.locator("#ranking li").count() == 28
+    top = page.get_attribute("#ranking li.top", "data-label")
+    page.click("#apply-emotion")
+    page.wait_for_selector(f"#emotions .emotion.active[data-emotion={top}]", state="attached")
+    iid = page.eval_on_selector("#instance-select", "s => s.value")
+    deadline = time.monotonic() + 10
+    while requests.get(f"{server.url}/api/talkinghead/status", params={"instance_id": iid},
+                       timeout=30).json()["emotion"] != top:
+        assert time.monotonic() < deadline, "the avatar did not take the classified emotion"
+        time.sleep(0.2)
+    ui.shot("05-classify")
+
+
+def test_settings_form_shows_server_errors(ui, server):
+    page = ui.page
+    ui.tab("settings")
+    page.click("details.module-settings[data-module=tts] > summary")
+    field = page.locator("details[data-module=tts] .field[data-field=sample_text] input")
+    field.fill("")  # min_length 1: the server answers 422 naming the field
+    page.click("details[data-module=tts] button[type=submit]")
+    error = page.locator("details[data-module=tts] .field[data-field=sample_text] .field-error")
+    error.wait_for()
+    assert "sample_text" in page.inner_text("details[data-module=tts] .form-status") or error.inner_text()
+    assert page.locator("details[data-module=tts] .field.invalid").count() == 1
+    ui.shot("06-settings-error")
+    # a good value applies
+    field.fill("Testing one two.")
+    page.click("details[data-module=tts] button[type=submit]")
+    page.wait_for_selector("details[data-module=tts] .form-status:has-text('Applied')")
+    values = requests.get(f"{server.url}/api/modules/tts/schema", timeout=30).json()["values"]
+    assert values["sample_text"] == "Testing one two."
+    ui.errors.clear()  # Chromium itself logs the refused request ("status of 422") as a console error
+
+
+def test_secure_server_asks_for_the_key_once(browser, tmp_path):
+    key_file = tmp_path / "key.txt"
+    key_file.write_text("s3cret-key-for-the-page\n")
+    server = ServerProcess(["--secure", "--api-key-file", str(key_file), "--enable-modules=imagefx"])
+    try:
+        page = Page(browser, server.url)
+        page.page.goto(f"{server.url}/ui/")
+        page.page.wait_for_selector("#key-dialog[open]")
+        page.page.fill("#key-input", "s3cret-key-for-the-page")
+        page.page.click("#key-dialog button[value=ok]")
+        page.page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        page.tab("modules")
+        page.page.wait_for_selector("table.modules tr[data-module=imagefx] .pill.ok")
+        page.tab("settings")
+        page.page.click("details.module-settings[data-module=imagefx] > summary")
+        page.page.wait_for_selector("details[data-module=imagefx] .schema-form")
+        assert page.page.locator("#key-dialog[open]").count() == 0  # asked once only
+        page.tab("avatar")
+        assert "talkinghead module" in page.page.inner_text("#tab-avatar")
+        page.shot("07-secure")
+        unexpected = [e for e in page.errors if "401" not in e]
+        assert unexpected == []
+        page.page.close()
+    finally:
+        server.stop()
