@@ -126,6 +126,9 @@ class TorchBackend:
                  device: str = "cpu", dtype: str = "float32", threads: int = 0) -> None:
         import torch
         from kokoro.model import KModel
+        from loguru import logger
+
+        logger.disable("kokoro")  # its DEBUG lines print whole configs and phoneme strings to stderr
 
         if threads:
             torch.set_num_threads(threads)
