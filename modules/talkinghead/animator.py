@@ -91,7 +91,7 @@ class Animator:
         self.talking = Talking(self.rng)
         self.current: np.ndarray | None = None
         self.sway_quantum: float | None = None  # low_compute mode snaps sway targets to cached poses
-        self.sway_gate: Callable[[np.ndarray], bool] | None = None  # "is this target pose ready?"
+        self.sway_gate: Callable[[np.ndarray, bool], bool] | None = None  # "is this target pose ready?"
         self._last_tick: float | None = None
         self._emotion_changed_at = -1e9
         self._sway_target = np.zeros(5, dtype=np.float32)
@@ -103,6 +103,8 @@ class Animator:
         self._blink_blocked_until = 0.0
         self._hint: Hint | None = None
         self.last_target: np.ndarray | None = None
+        self._sway_to_base = False
+        self._pending_urgent = False  # the pending sway target is an emotion's own pose: render it first
 
     # -- API-facing state changes ----------------------------------------------------------------
 
@@ -113,7 +115,8 @@ class Animator:
             if chosen != self.emotion:
                 self.emotion = chosen
                 self._emotion_changed_at = self._last_tick or 0.0
-                self._next_sway, self._pending_sway = 0.0, None  # pick a sway pose that suits the new emotion
+                # Go to the emotion's own pose first (precomputed in low_compute mode), then sway around it.
+                self._next_sway, self._pending_sway, self._sway_to_base = 0.0, None, True
         return chosen
 
     def set_templates(self, templates: dict[str, np.ndarray]) -> None:
@@ -209,7 +212,7 @@ class Animator:
         if self._pending_sway is not None:
             candidate = target.copy()
             candidate[P.ROTATION] = self._pending_sway
-            if self.sway_gate is None or self.sway_gate(candidate):
+            if self.sway_gate is None or self.sway_gate(candidate, self._pending_urgent):
                 self._sway_target, self._pending_sway = self._pending_sway, None
         rotation = self._sway_target.copy()
         if self.sway_quantum is None and s.sway_micro_strength > 0:
@@ -222,13 +225,14 @@ class Animator:
 
     def _propose_sway(self, base: np.ndarray, now: float, s: AnimatorSettings) -> None:
         """A new random sway target around the emotion's own rotation, within +-macro strength."""
-        strength = s.sway_macro_strength
+        strength = 0.0 if self._sway_to_base else s.sway_macro_strength
+        self._pending_urgent, self._sway_to_base = self._sway_to_base, False
         proposal = base.copy()
         for i, name in enumerate(P.ROTATION_MORPHS):
             if name in s.sway_morphs and strength > 0:
                 lo, hi = min(0.0, -strength - base[i]), max(0.0, strength - base[i])
                 proposal[i] = base[i] + self.rng.uniform(lo, hi)
-        if self.sway_quantum:
+        if self.sway_quantum and strength > 0:  # the emotion's own pose is cached as it is
             proposal = np.round(proposal / self.sway_quantum) * self.sway_quantum
         self._pending_sway = np.clip(proposal, -1.0, 1.0).astype(np.float32)
         lo, hi = sorted((s.sway_interval_min, s.sway_interval_max))

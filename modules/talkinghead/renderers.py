@@ -44,7 +44,7 @@ class FullRenderer:
     def render(self, pose: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
         return to_frame(self.poser.pose(self.character, pose))
 
-    def ready(self, pose: np.ndarray) -> bool:
+    def ready(self, pose: np.ndarray, urgent: bool = False) -> bool:
         return True
 
     def prefetch(self, pose: np.ndarray, priority: int = TARGET) -> None:
@@ -188,12 +188,12 @@ class CachedRenderer:
         for level in MOUTH_LEVELS:
             self._submit(self.face_key(expression, P.INDEX[talking_morph], level), priority)
 
-    def ready(self, pose: np.ndarray) -> bool:
+    def ready(self, pose: np.ndarray, urgent: bool = False) -> bool:
         """Whether the body pose is cached (the animator's sway waits for it); queues it if not."""
         key = self.body_key(pose[P.ROTATION])
         if self._has(key):
             return True
-        self._submit(key, GATE)
+        self._submit(key, TARGET if urgent else GATE)
         return False
 
     def warm_up(self, templates: dict[str, np.ndarray], settings: Any, emotions: bool) -> None:
