@@ -26,8 +26,8 @@ from greenroom import ApiBlueprint, Module, hookimpl
 from greenroom.app import create_app
 
 from .server_process import ServerProcess
-from .test_reliability_support import (Server, load_character, read_parts, talkinghead_settings, wait_until,
-                                       write_config)
+from .test_reliability_support import (Server, load_character, private_files_env, read_parts, talkinghead_settings,
+                                       wait_until, write_config)
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def faulty(tmp_path_factory):
     config = write_config(folder / "plugins.toml", {"api_key_file": str(folder / "key.txt"), "max_streams": 4,
                                                    "threads": 4}, modules)
     proc = ServerProcess(["--config", str(config), f"--enable-modules={','.join(BROKEN + HEALTHY)}"],
-                         log_path=folder / "server.log")
+                         env=private_files_env(folder), log_path=folder / "server.log")
     server = Server(proc, None, folder)
     yield server
     proc.stop()

@@ -60,6 +60,13 @@ def talkinghead_settings(folder: Path, max_instances: int = 4) -> dict[str, Any]
             "max_instances": max_instances, "animator": {"target_fps": 10}}
 
 
+def private_files_env(folder: Path) -> dict[str, str]:
+    """Environment that keeps files the server writes (saved emotion sets) out of the working tree."""
+    sets = folder / "emotion-sets"
+    sets.mkdir(parents=True, exist_ok=True)
+    return {"GREENROOM_EMOTION_SETS_DIR": str(sets)}
+
+
 @dataclass
 class Server:
     """A running server plus what a client needs to call it."""
@@ -125,7 +132,7 @@ def start_all_modules(folder: Path, secure: bool = True, max_streams: int = 4, t
     if secure:
         args.append("--secure")
     try:
-        proc = ServerProcess(args, log_path=folder / "server.log")
+        proc = ServerProcess(args, env=private_files_env(folder), log_path=folder / "server.log")
     except Exception:
         fakes.close()
         raise

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -106,12 +107,18 @@ def template_morphs(entry: Any, name: str) -> Mapping[str, Any]:
     return entry
 
 
+_UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f\x7f]|^\.+$")
+
+
 def parse_templates(data: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """``{emotion: template}`` -> ``{emotion: pose vector}``, validating every morph."""
     out: dict[str, np.ndarray] = {}
     for name, entry in data.items():
         if not isinstance(name, str) or not name or len(name) > 64:
             raise PoseError(f"emotion name {name!r}: 1-64 characters expected", field=str(name)[:64])
+        if _UNSAFE_NAME.search(name):  # names once were file names (EX): nothing path-like gets in
+            raise PoseError(f"emotion name {name!r}: no '/', '\\', control characters or dots-only names",
+                            field=name)
         morphs = check_morphs(template_morphs(entry, name), where=f"emotion '{name}'")
         out[name] = to_vector(morphs)
     return out

@@ -335,11 +335,12 @@ def build_blueprint(module: "Talkinghead") -> ApiBlueprint:  # noqa: C901 - one 
                         "max_instances": module.settings.max_instances})
 
     @bp.api("/api/talkinghead/animator_settings", query=InstanceQuery,
-            summary="The effective animator settings of an instance")
+            summary="The effective animator settings of an instance", responses={200: "Settings JSON", 404: NOT_FOUND})
     def animator_settings(query: InstanceQuery):
         return jsonify(instance().settings.model_dump(mode="json"))
 
-    @bp.api("/api/talkinghead/emotions", query=InstanceQuery, summary="Emotion names and templates of an instance")
+    @bp.api("/api/talkinghead/emotions", query=InstanceQuery, summary="Emotion names and templates of an instance",
+            responses={200: "Emotions JSON", 404: NOT_FOUND})
     def emotions(query: InstanceQuery):
         inst = instance()
         return jsonify({"emotions": {name: P.to_dict(vec, nonzero=True) for name, vec in inst.templates.items()},
