@@ -136,6 +136,33 @@ def test_feed_sends_512_rgba_png_parts(server):
         assert alpha[0, 0] == 0 and alpha[300, 256] > 200  # transparent background, opaque character
 
 
+def test_several_feeds_and_pausing(server):
+    url = server.url
+    requests.post(f"{url}/api/talkinghead/load", data={"character": "lambda_00"})
+    feeds = [requests.get(f"{url}/api/talkinghead/result_feed", stream=True, timeout=30) for _ in range(2)]
+    try:
+        readers = [FeedReader(f) for f in feeds]
+        for reader in readers:
+            assert len(reader.parts(2)) == 2
+        assert requests.get(f"{url}/api/talkinghead/status?instance_id=default").json()["feeds"] == 2
+        assert requests.post(f"{url}/api/talkinghead/stop", json={}).text == "animation paused"
+        for _ in range(300):  # drain what was already on its way before the pause
+            t0 = time.monotonic()
+            readers[0].parts(1)
+            if time.monotonic() - t0 > 0.5:
+                break
+        t0 = time.monotonic()
+        readers[0].parts(1)
+        assert time.monotonic() - t0 > 0.7  # paused: a keep-alive frame a second, nothing queued up
+        assert requests.post(f"{url}/api/talkinghead/start", json={}).text == "animation started"
+        t0 = time.monotonic()
+        readers[1].parts(10)
+        assert time.monotonic() - t0 < 8
+    finally:
+        for f in feeds:
+            f.close()
+
+
 def test_sillytavern_call_sequence(server):
     url = server.url
     with open(CHARACTER, "rb") as f:
