@@ -211,6 +211,37 @@ def test_emotion_template_names(avatar):
     assert reply.status_code == 200 and reply.text == "emotion set to neutral"
 
 
+def test_emotion_set_names(avatar, tmp_path):
+    server = avatar
+    sets_folder = server.folder / "emotion-sets"
+    before = sorted(p.name for p in sets_folder.iterdir()) if sets_folder.is_dir() else []
+    body = json.dumps({"joy": {"eye_wink_left_index": 1.0}}).encode()
+    headers = {**server.headers, "Content-Type": "application/json"}
+    for name in ["..%2F..%2F..%2Ftmp%2Fpwned", "..", "%2e%2e", "a%00b", "..%5C..%5Cx", "x.json", ".hidden",
+                 "%2Ftmp%2Fpwned", "a" * 65, "%ff"]:
+        target = f"/api/talkinghead/emotion_sets/{name}"
+        for method, data in (("GET", None), ("PUT", body), ("DELETE", None)):
+            clean_4xx(*raw(server, method, target, headers, data), f"{method} {target}")
+    for bad in ["../default", "/etc/passwd", "..", "a/b", "x.json"]:
+        check(server.post("/api/talkinghead/load_emotion_set", json={"name": bad}), f"load_emotion_set {bad!r}")
+        check(server.post("/api/talkinghead/pose", json={"character": bad, "pose": {}}), f"pose character {bad!r}")
+    after = sorted(p.name for p in sets_folder.iterdir()) if sets_folder.is_dir() else []
+    assert after == before and not Path("/tmp/pwned.json").exists()
+
+
+def test_web_page_files_stay_in_their_folders(server):
+    """/ui/ serves static files and backdrops without the key: no name reaches another file."""
+    assert raw(server, "GET", "/ui/backdrops/sunset.jpg")[0] == 200
+    for target in ["/ui/..%2F..%2Fplugins.toml", "/ui/..%2Fapp.py", "/ui/js/..%2F..%2Fapp.py",
+                   "/ui/js/..%2F..%2F..%2Fplugins.toml", "/ui/backdrops/..%2F..%2Fplugins.toml",
+                   "/ui/backdrops/..%2Fcharacters%2Flambda_00.png", "/ui/backdrops/%2e%2e%2fcharacters%2flambda_00.png",
+                   "/ui/backdrops/..%5C..%5Cplugins.toml.png", "/ui/backdrops/%2Fetc%2Fpasswd",
+                   "/ui/backdrops/sunset.jpg%00.png", "/ui/%2Fetc%2Fpasswd", "/ui/backdrops/.%2E%2F.%2E%2Fserver.py.jpg"]:
+        status, ctype, body = raw(server, "GET", target)
+        assert b"[server]" not in body and b"import " not in body and b"\x89PNG" not in body[:8], target
+        clean_4xx(status, ctype, body, target)
+
+
 def test_other_name_fields(server):
     check(server.post("/api/embeddings/compute", json={"text": "x", "model": "../../etc/passwd"}), "embeddings role")
     check(server.post("/v1/embeddings", json={"input": "x", "model": "/etc/passwd"}), "openai embeddings model")
@@ -257,7 +288,7 @@ def test_huge_and_deep_json(server):
         for route in ("/api/classify", "/api/tts/speak", "/api/talkinghead/load_animator_settings"):
             reply = server.post(route, data=body.encode())
             check(reply, f"{name} -> {route}")
-    for value in ("NaN", "Infinity", "-Infinity", "1e999", "-0", "true", "[1]", '"1.0"x'):
+    for value in ("NaN", "Infinity", "-Infinity", "1e999", "-0", "[1]", '"1.0"x'):
         check(server.post("/api/tts/speak", data=f'{{"text": "hi", "speed": {value}}}'.encode()), f"speed {value}")
     check(server.post("/api/classify", json={"text": ["x"] * 100_000}), "100000 texts")
     check(server.post("/api/embeddings/compute", json={"text": "x" * 3_000_000}), "3 MB text")
@@ -348,7 +379,8 @@ def test_exempt_routes_cannot_reach_other_routes(server):
         f"http://127.0.0.1:{server.proc.port}/api/modules", "http://evil.example/api/modules",
         "/api/tts/sample/x?next=/api/modules", "/api/talkinghead/result_feed?instance_id=/api/modules",
         "/api/modules?x=/health", "/api/modules#/health", "/api/modules/", "//api/modules", "/API/MODULES",
-        "/api/modules%00/health", "/api/tts/sample/%0a/../../api/modules",
+        "/api/modules%00/health", "/api/tts/sample/%0a/../../api/modules", "/ui/../api/modules",
+        "/ui/js/..%2F..%2Fapi%2Fmodules", "/ui/backdrops/../../api/modules", "/ui/..%2Fapi%2Fmodules",
     ]
     for target in attempts:
         status, ctype, body = raw(server, "GET", target)
