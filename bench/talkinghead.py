@@ -36,13 +36,19 @@ def bare_poser_fps(seconds: float, device: str) -> float:
     rng = np.random.default_rng(0)
     with torch.inference_mode():
         poser.pose(image, torch.zeros(1, 45, device=device))  # warm-up
-        n, t0 = 0, time.perf_counter()
+        n, t0, c0 = 0, time.perf_counter(), cpu()
         while time.perf_counter() - t0 < seconds or n < 3:
             pose = torch.from_numpy(rng.uniform(-0.3, 0.3, (1, 45)).astype(np.float32)).clamp(min=0).to(device)
             out = poser.pose(image, pose)
             out = out.float().cpu()  # the frame has to leave the device, as ours does
             n += 1
-        return n / (time.perf_counter() - t0)
+        return n / (time.perf_counter() - t0), (cpu() - c0) / n
+
+
+def cpu() -> float:
+    """CPU seconds this process used so far (all threads): less sensitive to a busy machine than wall time."""
+    times = os.times()
+    return times.user + times.system
 
 
 def serve(device: str):
@@ -83,17 +89,18 @@ def run_sessions(url: str, sessions: int, seconds: float, mode: str) -> dict:
     time.sleep(max(3.0, seconds / 4))  # settle: first poses, feeds connected
     status = lambda i: requests.get(f"{url}/api/talkinghead/status", params={"instance_id": i}).json()  # noqa: E731
     before = {i: (status(i)["frames"]["rendered"], counts.get(i, 0)) for i in ids}
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu()
     time.sleep(seconds)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu_used = time.perf_counter() - t0, cpu() - c0
     after = {i: status(i) for i in ids}
-    rendered = sum(after[i]["frames"]["rendered"] - before[i][0] for i in ids) / elapsed
+    frames = sum(after[i]["frames"]["rendered"] - before[i][0] for i in ids)
+    rendered = frames / elapsed
     delivered = sum(counts.get(i, 0) - before[i][1] for i in ids) / elapsed
     stop.set()
     stages = {k: np.mean([after[i]["stage_ms"][k] or 0 for i in ids]) for k in ("pose", "postprocess", "encode")}
     for i in ids:
         requests.post(f"{url}/api/talkinghead/unload", json={"instance_id": i})
-    return {"rendered_fps": rendered, "delivered_fps": delivered, **stages}
+    return {"rendered_fps": rendered, "delivered_fps": delivered, "cpu_per_frame": cpu_used / max(frames, 1), **stages}
 
 
 def main() -> None:
@@ -102,8 +109,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if _cuda() else "cpu")
     args = parser.parse_args()
     print(f"device {args.device}, {os.cpu_count()} CPUs; timings on a shared machine are noisy")
-    bare = bare_poser_fps(args.seconds, args.device)
-    print(f"bare THA3 poser loop: {bare:.3f} poses/s ({1000 / bare:.0f} ms/pose)")
+    bare, bare_cpu = bare_poser_fps(args.seconds, args.device)
+    print(f"bare THA3 poser loop: {bare:.3f} poses/s ({1000 / bare:.0f} ms/pose, {bare_cpu:.2f} CPU s/pose)")
     app, server, url = serve(args.device)
     try:
         results = {}
@@ -112,9 +119,12 @@ def main() -> None:
             results[sessions] = res
             print(f"full mode, {sessions} session(s): rendered {res['rendered_fps']:.3f} frames/s total, "
                   f"delivered {res['delivered_fps']:.1f} parts/s total; stage ms: pose {res['pose']:.0f}, "
-                  f"postprocess {res['postprocess']:.1f}, encode {res['encode']:.1f}")
+                  f"postprocess {res['postprocess']:.1f}, encode {res['encode']:.1f}; "
+                  f"{res['cpu_per_frame']:.2f} CPU s per rendered frame")
         print(f"ratio single session / bare poser: {results[1]['rendered_fps'] / bare:.2f} (goal >= 0.9)")
         print(f"ratio four sessions (total) / bare poser: {results[4]['rendered_fps'] / bare:.2f}")
+        print(f"CPU per frame, bare / ours (1 session): {bare_cpu / results[1]['cpu_per_frame']:.2f} "
+              "(the load-independent view of the same ratio)")
     finally:
         app.extensions["greenroom"].shutdown()
         server.close()
