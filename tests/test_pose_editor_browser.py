@@ -15,7 +15,7 @@ from PIL import Image
 from modules.talkinghead import pose as P
 from modules.talkinghead.templates_store import SETS_DIR_ENV
 
-from .server_process import ServerProcess
+from .server_process import ROOT, ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -23,7 +23,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 QUIET = {"postprocessor_chain": [], "blink_probability": 0.0, "sway_macro_strength": 0.0,
          "sway_micro_strength": 0.0, "target_fps": 10}
 EYES = (slice(105, 185), slice(185, 335))  # rows, cols around lambda_00's eyes (angry pose) in a 512x512 frame
-HEAD = (slice(16, 260), slice(144, 368))
 GLARE = ("eye_unimpressed_left_index", "eye_unimpressed_right_index")  # half-closed eyes: a glare
 pytestmark = pytest.mark.slow
 
@@ -63,7 +62,11 @@ def frame(url: str) -> np.ndarray:
 
 
 def eye_change(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a[EYES] - b[EYES]).mean())
+    """Mean difference around the eyes, after the best shift of up to 3 px: breathing moves the head a little
+    (it never stops), a changed template changes the eyes themselves."""
+    ref = b[EYES]
+    return min(float(np.abs(a[EYES[0].start + dy:EYES[0].stop + dy, EYES[1].start + dx:EYES[1].stop + dx] - ref).mean())
+               for dy in range(-3, 4) for dx in range(-3, 4))
 
 
 def wait_for(predicate, timeout: float = 300, interval: float = 0.5):
@@ -100,6 +103,9 @@ def test_editing_saving_and_applying_a_template(server, browser, tmp_path):
     assert requests.post(f"{url}/api/talkinghead/load_animator_settings", json=QUIET).status_code == 200
     assert requests.post(f"{url}/api/talkinghead/set_emotion", json={"emotion_name": "anger"}).ok
     before = settled_frame(url)
+    # Two frames of the same emotion still differ a little (breathing). Changes must stand out from that.
+    noise = max(eye_change(settled_frame(url), before) for _ in range(2))
+    visible = max(1.0, 4 * noise)
 
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     problems: list[str] = []
@@ -145,22 +151,43 @@ def test_editing_saving_and_applying_a_template(server, browser, tmp_path):
     r = requests.post(f"{url}/api/talkinghead/load_emotion_templates", data=json.dumps(data),
                       headers={"Content-Type": "application/json"})
     assert (r.status_code, r.text) == (200, "OK")
-    wait_for(lambda: eye_change(frame(url), before) > 1.5)
+    wait_for(lambda: eye_change(frame(url), before) > visible)
     glaring = settled_frame(url)
-    assert eye_change(glaring, before) > 1.5
-    whole = np.abs(glaring - before).sum(axis=-1)
-    whole[whole <= 10] = 0  # visible changes only
-    assert whole[HEAD].sum() / whole.sum() > 0.8, "the change is not in the face"
+    glare = eye_change(glaring, before)
+    assert glare > visible, (glare, noise)
 
     # Back to the shipped templates by name, then "Apply to instance" from the page does the same again.
     r = requests.post(f"{url}/api/talkinghead/load_emotion_set", json={"name": "default"})
     assert r.status_code == 200
-    wait_for(lambda: eye_change(frame(url), before) < 0.5)
+    wait_for(lambda: eye_change(frame(url), before) < glare / 3)
     page.select_option("#pe-instance", "default")
     page.click("#pe-apply")
     page.wait_for_function("document.querySelector('#pe-message').textContent.includes('Applied')", timeout=60_000)
     emotions = requests.get(f"{url}/api/talkinghead/emotions").json()
     assert emotions["current"] == "anger" and emotions["emotions"]["anger"][GLARE[0]] == 1.0
-    wait_for(lambda: eye_change(frame(url), before) > 1.5)
+    wait_for(lambda: eye_change(frame(url), before) > visible)
+
+    # Open JSON: a file edited elsewhere comes back onto the sliders.
+    data["anger"]["mouth_smirk"] = 0.5
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(data))
+    with page.expect_file_chooser() as chooser:
+        page.click("#pe-open")
+    chooser.value.set_files(str(edited))
+    page.wait_for_function("document.querySelector('#pe-message').textContent.includes('edited.json')")
+    assert page.locator("input[type=range][data-morph=mouth_smirk]").input_value() == "0.5"
+    assert page.locator("#pe-set-name").input_value() == "edited"
+
+    # Upload a character: it becomes a paused instance and the preview shows it.
+    renders = int(page.locator("#pe-preview").get_attribute("data-renders"))
+    with page.expect_file_chooser() as chooser:
+        page.click("#pe-upload")
+    chooser.value.set_files(str(ROOT / "assets" / "characters" / "lambda_01.png"))
+    page.wait_for_function("document.querySelector('#pe-character').value.startsWith('instance:')", timeout=60_000)
+    new_id = page.locator("#pe-character").input_value().split(":", 1)[1]
+    listed = {i["instance_id"]: i for i in requests.get(f"{url}/api/talkinghead/instances").json()["instances"]}
+    assert listed[new_id]["paused"] and listed[new_id]["character"] == "lambda_01.png"
+    page.wait_for_function(f"Number(document.querySelector('#pe-preview').dataset.renders) > {renders}",
+                           timeout=300_000)
     assert not problems, problems
     page.close()
