@@ -228,6 +228,39 @@ def test_speak_plays_audio_and_the_mouth_moves(ui, server):
     assert ui.errors == []
 
 
+def test_speak_api_schedules_cancels_and_names_errors(ui, server):
+    """The three lip-sync routes over plain HTTP (the page's own calls are covered above)."""
+    url = server.url
+    iid = ui.page.eval_on_selector("#instance-select", "s => s.value")
+    first = requests.post(f"{url}/api/talkinghead/speak", json={"instance_id": iid, "text": "One two."}, timeout=300)
+    assert first.status_code == 200, first.text
+    reply = first.json()
+    assert reply["format"] == "wav" and reply["media_type"] == "audio/wav" and not reply["started"]
+    assert base64.b64decode(reply["audio"])[:4] == b"RIFF" and reply["keyframes"] > 4
+    assert len(reply["words"]) == 2 and reply["words"][0]["start"] < reply["words"][1]["start"]
+    start = requests.post(f"{url}/api/talkinghead/speak/start", timeout=30,
+                          json={"instance_id": iid, "utterance_id": reply["utterance_id"], "offset": 0.2})
+    assert start.status_code == 200 and start.json()["lipsync"]["utterance"]["state"] == "playing"
+    # a new utterance replaces it: the old id is refused, stop of the old id does nothing
+    second = requests.post(f"{url}/api/talkinghead/speak", timeout=300,
+                           json={"instance_id": iid, "text": "Three.", "autostart": True}).json()
+    assert second["started"] and second["utterance_id"] != reply["utterance_id"]
+    stale = requests.post(f"{url}/api/talkinghead/speak/start", timeout=30,
+                          json={"instance_id": iid, "utterance_id": reply["utterance_id"]})
+    assert stale.status_code == 409 and second["utterance_id"] in stale.json()["error"]
+    assert requests.post(f"{url}/api/talkinghead/speak/stop", timeout=30,
+                         json={"instance_id": iid, "utterance_id": reply["utterance_id"]}).json()["stopped"] is False
+    assert requests.post(f"{url}/api/talkinghead/speak/stop", json={"instance_id": iid}, timeout=30).json()["stopped"]
+    bad = {"voice": ("voice", {"text": "x", "voice": "nobody"}), "text": ("text", {"text": ""}),
+           "speed": ("speed", {"text": "x", "speed": 9}), "offset": ("offset", {"offset": -1})}
+    for name, (field, body) in bad.items():
+        path = "/api/talkinghead/speak/start" if name == "offset" else "/api/talkinghead/speak"
+        r = requests.post(f"{url}{path}", json={"instance_id": iid, **body}, timeout=60)
+        assert r.status_code == 400 and field in r.json()["error"], (name, r.text)
+    r = requests.post(f"{url}/api/talkinghead/speak", json={"instance_id": "nobody-here", "text": "x"}, timeout=30)
+    assert r.status_code == 404 and "nobody-here" in r.json()["error"]
+
+
 def test_classify_ranks_and_applies_to_the_avatar(ui, server):
     page = ui.page
     ui.tab("classify")

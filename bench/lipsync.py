@@ -1,0 +1,225 @@
+"""Lip-sync delay: from the moment a mouth shape is scheduled to the feed frame that shows it.
+
+A real server (talkinghead low_compute + tts) speaks a few sentences through /api/talkinghead/speak;
+the bench starts each utterance with /speak/start (offset 0) and reads the real HTTP feed. Each frame's
+mouth openness (pixel distance from the closed mouth, scaled by the fully open one) is lined up with the
+openness the schedule predicts (the same Track the server builds from the word timings): the lag with
+the best correlation is the delay. The baseline is the same pipeline without any schedule: a mouth
+override (no easing) sent at a known time and the first frame that shows it.
+
+Prints the delays (median of the utterances) with lipsync_latency 0 (the raw pipeline) and with the
+instance's default latency, both divided by the baseline, and the frame period. The machine is shared:
+figures are noisy. Run: .venv/bin/python bench/lipsync.py [--utterances N] [--fps F]
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GREENROOM_LOAD_PLUGINS", "")
+
+from modules.talkinghead.lipsync import Track  # noqa: E402
+from tests.server_process import ServerProcess  # noqa: E402
+
+MOUTH = (slice(158, 186), slice(232, 282))  # rows, cols of the mouth in the 512x512 frame
+MIN_CORRELATION = 0.5  # a worse fit means the feed showed too few frames to tell
+SENTENCES = ["Hello there! How are you doing today?", "Look at my mouth, I am talking to you right now.",
+             "One, two, three. Four, five, six. Seven!", "Banana papaya, mama mia, what a wonderful day."]
+
+
+class Feed(threading.Thread):
+    """Reads the multipart feed, keeping (arrival time, mouth crop) for every part."""
+
+    def __init__(self, url: str, instance_id: str) -> None:
+        super().__init__(daemon=True)
+        self.response = requests.get(f"{url}/api/talkinghead/result_feed", params={"instance_id": instance_id},
+                                     stream=True, timeout=60)
+        self.frames: list[tuple[float, np.ndarray]] = []
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.error: str | None = None
+
+    def run(self) -> None:
+        buf = b""
+        try:
+            for chunk in self.response.iter_content(65536):
+                buf += chunk
+                while True:
+                    head = buf.find(b"\r\n\r\n")
+                    if head < 0:
+                        break
+                    length = int([ln for ln in buf[:head].split(b"\r\n") if ln.lower().startswith(b"content-length")][0]
+                                 .split(b":")[1])
+                    if len(buf) < head + 4 + length + 2:
+                        break
+                    arrived = time.monotonic()
+                    data = buf[head + 4:head + 4 + length]
+                    buf = buf[head + 4 + length + 2:]
+                    crop = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.float32)[MOUTH]
+                    with self.lock:
+                        self.frames.append((arrived, crop))
+                if self.done.is_set():
+                    return
+        except Exception as exc:  # noqa: BLE001 - reported by the main thread unless we were stopping
+            if not self.done.is_set():
+                self.error = f"{type(exc).__name__}: {exc}"
+
+    def since(self, t: float) -> list[tuple[float, np.ndarray]]:
+        if self.error:
+            raise RuntimeError(f"the feed reader failed: {self.error}")
+        with self.lock:
+            return [f for f in self.frames if f[0] >= t]
+
+    def latest(self) -> np.ndarray:
+        with self.lock:
+            return self.frames[-1][1]
+
+    def stop(self) -> None:
+        self.done.set()
+        self.response.close()
+
+
+def post(url: str, path: str, **json) -> requests.Response:
+    r = requests.post(f"{url}{path}", json=json, timeout=300)
+    r.raise_for_status()
+    return r
+
+
+def settle(feed: Feed, seconds: float = 1.0) -> np.ndarray:
+    time.sleep(seconds)
+    return feed.latest()
+
+
+def openness(crop: np.ndarray, closed: np.ndarray, opened: np.ndarray) -> float:
+    full = float(np.abs(opened - closed).mean()) or 1.0
+    return float(np.abs(crop - closed).mean()) / full
+
+
+def best_lag(times: np.ndarray, observed: np.ndarray, t0: float, track: Track, end: float) -> tuple[float, float]:
+    """The lag (s) that best aligns the shown openness with the track's, and its correlation.
+
+    Both are compared on a 10 ms grid from t0 to ``end``: a frame is on screen from its arrival until
+    the next one arrives.
+    """
+    grid = np.arange(t0, end, 0.01)
+    shown = np.searchsorted(times, grid, side="right") - 1
+    valid = shown >= 0
+    grid, seen = grid[valid], observed[shown[valid]]
+    best = (float("nan"), -1.0)
+    if seen.std() < 1e-6:
+        return best
+    for lag in np.arange(-0.3, 1.5, 0.005):
+        predicted = np.array([float(track.sample(t - t0 - lag).max()) for t in grid])
+        if predicted.std() < 1e-6:
+            continue
+        corr = float(np.corrcoef(predicted, seen)[0, 1])
+        if corr > best[1]:
+            best = (float(lag), corr)
+    return best
+
+
+def override_delay(url: str, iid: str, feed: Feed, closed: np.ndarray, opened: np.ndarray, repeats: int = 4) -> float:
+    """Baseline: mouth override sent at t (no easing) -> first frame at least half open."""
+    delays = []
+    for _ in range(repeats):
+        post(url, "/api/talkinghead/set_overrides", instance_id=iid, overrides={"mouth_aaa_index": 0.0})
+        settle(feed)
+        sent = time.monotonic()
+        post(url, "/api/talkinghead/set_overrides", instance_id=iid, overrides={"mouth_aaa_index": 1.0})
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            shown = [a for a, crop in feed.since(sent) if openness(crop, closed, opened) > 0.5]
+            if shown:
+                delays.append(shown[0] - sent)
+                break
+            time.sleep(0.01)
+    post(url, "/api/talkinghead/set_overrides", instance_id=iid, overrides={})
+    return float(np.median(delays))
+
+
+def utterance_delay(url: str, iid: str, feed: Feed, text: str, latency: float, closed: np.ndarray,
+                    opened: np.ndarray) -> tuple[float, float, float]:
+    reply = post(url, "/api/talkinghead/speak", instance_id=iid, text=text).json()
+    track = Track.from_words(reply["words"])
+    settle(feed, 0.5)
+    t0 = time.monotonic()  # as for the baseline, the time the request is sent (the audio would start now)
+    post(url, "/api/talkinghead/speak/start", instance_id=iid, utterance_id=reply["utterance_id"], latency=latency)
+    time.sleep(reply["duration"] + 0.8)
+    frames = feed.since(t0 - 0.2)
+    times = np.array([a for a, _ in frames])
+    observed = np.array([openness(crop, closed, opened) for _, crop in frames])
+    lag, corr = best_lag(times, observed, t0, track, t0 + reply["duration"] + 0.6)
+    return lag, corr, reply["duration"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--utterances", type=int, default=3)
+    parser.add_argument("--fps", type=int, default=25)
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="bench-lipsync-"))
+    config = folder / "plugins.toml"
+    config.write_text(f'[modules.talkinghead]\ncache_dir = "{folder / "cache"}"\nmode = "low_compute"\n'
+                      'precompute_emotions = false\n\n[modules.talkinghead.animator]\n'
+                      f'target_fps = {args.fps}\nblink_probability = 0.0\nsway_macro_strength = 0.0\n'
+                      'sway_micro_strength = 0.0\npostprocessor_chain = []\npose_interpolator_step = 1.0\n')
+    server = ServerProcess(["--config", str(config), "--enable-modules=talkinghead,tts"])
+    try:
+        url = server.url
+        iid = requests.post(f"{url}/api/talkinghead/load", data={"character": "lambda_00", "new": "true"},
+                            timeout=60).json()["instance_id"]
+        default_latency = requests.get(f"{url}/api/talkinghead/animator_settings", params={"instance_id": iid},
+                                       timeout=30).json()["lipsync_latency"]
+        feed = Feed(url, iid)
+        feed.start()
+        # Warm up: one utterance renders every mouth layer of the neutral face (low_compute caches them).
+        post(url, "/api/talkinghead/speak", instance_id=iid, text="Warming up.", autostart=True)
+        while requests.get(f"{url}/api/talkinghead/status", params={"instance_id": iid},
+                           timeout=30).json()["cache"]["pending"]:
+            time.sleep(0.5)
+        closed = settle(feed, 2.0)
+        post(url, "/api/talkinghead/set_overrides", instance_id=iid, overrides={"mouth_aaa_index": 1.0})
+        opened = settle(feed, 2.0)
+        post(url, "/api/talkinghead/set_overrides", instance_id=iid, overrides={})
+
+        baseline = override_delay(url, iid, feed, closed, opened)
+        rows = {}
+        for latency in (0.0, default_latency):
+            results = [utterance_delay(url, iid, feed, SENTENCES[i % len(SENTENCES)], latency, closed, opened)
+                       for i in range(args.utterances)]
+            rows[latency] = results
+        status = requests.get(f"{url}/api/talkinghead/status", params={"instance_id": iid}, timeout=30).json()
+        feed.stop()
+    finally:
+        server.stop()
+
+    period = 1.0 / args.fps
+    print(f"feed: target {args.fps} fps, rendered {status['fps']['render']} fps, encoded {status['fps']['encode']} fps "
+          f"(mode {status['mode']}); frame period {period * 1000:.0f} ms; load average {os.getloadavg()[0]:.1f}")
+    print(f"baseline: mouth override -> first frame showing it: {baseline * 1000:.0f} ms "
+          f"({baseline / period:.1f} frame periods)")
+    for latency, results in rows.items():
+        lags = [r[0] for r in results if r[1] >= MIN_CORRELATION] or [float("nan")]
+        median = float(np.median(lags))
+        print(f"lip-sync, lipsync_latency {latency:.2f} s: scheduled phoneme -> feed frame delay median "
+              f"{median * 1000:.0f} ms (each: {', '.join(f'{lag * 1000:.0f}' for lag in lags)} ms; correlation "
+              f"{', '.join(f'{r[1]:.2f}' for r in results)}; below {MIN_CORRELATION} not counted); "
+              f"ratio to baseline {median / baseline:.2f}")
+    raw = float(np.median([r[0] for r in rows[0.0] if r[1] >= MIN_CORRELATION] or [float("nan")]))
+    print(f"suggested lipsync_latency for this machine: {raw:.2f} s (the delay with latency 0)")
+
+
+if __name__ == "__main__":
+    main()
