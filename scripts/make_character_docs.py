@@ -20,7 +20,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import requests
 from PIL import Image, ImageDraw, ImageFont

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from . import encoding
-from .images import ImageError, load_named
+from .images import load_named
 from .poser import Character, to_frame
 
 if TYPE_CHECKING:
@@ -223,4 +223,4 @@ class PoseService:
                 "png_cache": {"entries": len(self.pngs), "hits": self.pngs.hits}}
 
 
-__all__ = ["Coalescer", "Outcome", "PoseService", "PoseImage", "ImageError", "encode_png"]
+__all__ = ["Coalescer", "Outcome", "PoseService", "PoseImage", "encode_png"]
