@@ -64,8 +64,10 @@ class TTSModule(Module):
         if not synth.voices():
             raise RuntimeError("tts: the backend has no voices")
         default = self.default_voice(synth)
-        synth.plan("x", default, aliases=s.alias_map())  # fails the load early on a bad default_voice
-        warm = synth.plan("Ready.", default)
+        try:
+            warm = synth.plan("Ready.", default, aliases=s.alias_map())
+        except TTSInputError as exc:
+            raise RuntimeError(f"default_voice: {exc}") from None
         synth.render(warm, 0)  # first inference allocates; keep that out of the first request
         self.synth = synth
         self.scheduler = Scheduler(s.max_jobs, s.workers)
@@ -133,7 +135,7 @@ class TTSModule(Module):
         pcm = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         return pcm, words
 
-    def speak(self, text: str, voice: str, speed: float = 1.0, voice2: str | None = None,
+    def speak(self, text: str, voice: str | None, speed: float = 1.0, voice2: str | None = None,
               mix: float | None = None) -> dict[str, Any]:
         """The ``tts.speak`` service: float32 audio, sample_rate, duration and words with times.
 
