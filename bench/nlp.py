@@ -1,14 +1,16 @@
 """Throughput of the classify, embeddings and nlp modules through HTTP, each against its model called
 directly in this process, measured in the same run on the same machine.
 
-    .venv/bin/python bench/nlp.py [--sentences 1000] [--clients 16] [--repeat 3]
+    .venv/bin/python bench/nlp.py [--sentences 1000] [--clients 16] [--repeat 3] [--torch-threads 1]
 
 Embeddings: one request of N sentences, and N single-sentence requests from 16 concurrent clients
 (dynamic batching), against ``SentenceTransformer.encode(batch_size=64)``; also the 16-client case
 with batching switched off (max_batch_texts=1) and one-at-a-time direct calls, to show what batching buys.
 Classify: p50/p99 latency of SillyTavern-sized texts, one client. spaCy: docs/s through HTTP (full
 pipeline, and sentence splitting only) against local ``nlp.pipe``. Every figure is the median of
---repeat runs; the machine is shared, so expect noise.
+--repeat rounds that interleave baseline and HTTP runs; the machine is shared, so expect noise. On a
+heavily loaded machine torch's OpenMP threads stall each other; ``--torch-threads 1`` gives the server
+and the baseline one thread each, which keeps the comparison fair.
 """
 from __future__ import annotations
 
@@ -21,8 +23,11 @@ import statistics
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -48,20 +53,47 @@ def sentences(n: int, seed: int = 7) -> list[str]:
             for _ in range(n)]
 
 
-def interleaved_rates(cases: dict[str, tuple[int, Callable[[], Any]]], repeat: int) -> dict[str, float]:
-    """Items per second of each ``name: (items per run, run)``, median over ``repeat`` rounds.
+@dataclass
+class Rate:
+    """Items per wall-clock second, and items per CPU second of this process and the server together."""
+
+    wall: float
+    cpu: float
+
+    def against(self, base: "Rate") -> str:
+        return f"ratio {self.wall / base.wall:5.2f} wall, {self.cpu / base.cpu:5.2f} CPU"
+
+
+def cpu_seconds(*processes: psutil.Process) -> float:
+    return sum(t.user + t.system for t in (p.cpu_times() for p in processes))
+
+
+def interleaved_rates(cases: dict[str, tuple[int, Callable[[], Any]]], repeat: int,
+                      server: ServerProcess) -> dict[str, Rate]:
+    """The :class:`Rate` of each ``name: (items per run, run)``, medians over ``repeat`` rounds.
 
     Every round runs every case once, in a rotating order, so that load from other processes on a
-    shared machine falls on baseline and HTTP alike instead of on whichever phase it happens to hit.
+    shared machine falls on baseline and HTTP alike. CPU seconds (bench process + server process,
+    whichever does the work) are far less sensitive to that load than wall-clock time.
     """
-    times: dict[str, list[float]] = {name: [] for name in cases}
+    procs = (psutil.Process(), psutil.Process(server.proc.pid))
+    wall: dict[str, list[float]] = {name: [] for name in cases}
+    cpu: dict[str, list[float]] = {name: [] for name in cases}
     names = list(cases)
     for r in range(repeat):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            t0 = time.perf_counter()
+            c0, t0 = cpu_seconds(*procs), time.perf_counter()
             cases[name][1]()
-            times[name].append(time.perf_counter() - t0)
-    return {name: cases[name][0] / statistics.median(times[name]) for name in names}
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(cpu_seconds(*procs) - c0)
+    return {name: Rate(cases[name][0] / statistics.median(wall[name]), cases[name][0] / statistics.median(cpu[name]))
+            for name in names}
+
+
+def line(label: str, rate: Rate, unit: str, base: Rate | None = None, note: str = "") -> str:
+    text = f"  {label:<42}{rate.wall:8.0f} {unit}/s  {rate.cpu:8.0f} {unit}/CPU-s"
+    text += f"   {rate.against(base)}" if base is not None else "   (baseline)"
+    return text + (f"  {note}" if note else "")
 
 
 class Client:
@@ -124,27 +156,24 @@ def bench_embeddings(server: ServerProcess, texts: list[str], clients: int, repe
         concurrent_singles(port, texts, clients)
         unbatched.post("/api/modules/embeddings/settings", {"max_batch_texts": 512})
 
-    rates = interleaved_rates({
+    r = interleaved_rates({
         "direct": (n, lambda: encode(texts)),
-        "singles_direct": (200, lambda: [encode([t]) for t in texts[:200]]),
+        "singles_direct": (100, lambda: [encode([t]) for t in texts[:100]]),
         "http_batch": (n, lambda: client.post("/api/embeddings/compute", {"text": texts})),
         "http_v1": (n, lambda: client.post("/v1/embeddings", {"input": texts, "encoding_format": "base64"})),
         "http_16": (n, lambda: concurrent_singles(port, texts, clients)),
         "http_16_unbatched": (n, singles_unbatched),
-    }, repeat)
-    direct, singles_direct, http_batch, http_v1, http_16, http_16_unbatched = rates.values()
+    }, repeat, server)
     batching = Client(port).get("/api/modules/embeddings")["status"]["batching"]
-    print(f"\nembeddings (all-MiniLM-L6-v2, {n} sentences, median of {repeat})")
-    print(f"  direct encode(batch_size=64)              {direct:8.0f} sentences/s   (baseline)")
-    print(f"  direct, one sentence per call             {singles_direct:8.0f} sentences/s   "
-          f"ratio {singles_direct / direct:.2f}")
-    print(f"  HTTP, one request of {n:<5}                {http_batch:8.0f} sentences/s   "
-          f"ratio {http_batch / direct:.2f}  (goal >= 0.85)")
-    print(f"  HTTP /v1/embeddings base64, one request   {http_v1:8.0f} sentences/s   ratio {http_v1 / direct:.2f}")
-    print(f"  HTTP, {clients} clients x single sentences     {http_16:8.0f} sentences/s   "
-          f"ratio {http_16 / direct:.2f}  (goal >= 0.5; dynamic batching)")
-    print(f"  HTTP, {clients} clients, batching off          {http_16_unbatched:8.0f} sentences/s   "
-          f"ratio {http_16_unbatched / direct:.2f}")
+    base = r["direct"]
+    print(f"\nembeddings (all-MiniLM-L6-v2, {n} sentences, median of {repeat} interleaved rounds)")
+    print(line("direct encode(batch_size=64)", base, "sent"))
+    print(line("direct, one sentence per call", r["singles_direct"], "sent", base))
+    print(line(f"HTTP, one request of {n}", r["http_batch"], "sent", base, "(goal >= 0.85)"))
+    print(line("HTTP /v1/embeddings base64, one request", r["http_v1"], "sent", base))
+    print(line(f"HTTP, {clients} clients x single sentences", r["http_16"], "sent", base,
+               "(goal >= 0.5: dynamic batching)"))
+    print(line(f"HTTP, {clients} clients, batching off", r["http_16_unbatched"], "sent", base))
     print(f"  server batcher so far: {batching['texts_encoded']} texts in {batching['model_calls']} model calls")
 
 
@@ -175,18 +204,18 @@ def bench_spacy(server: ServerProcess, texts: list[str], repeat: int) -> None:
                                    for part in (docs[:half], docs[half:])]
     http_all()
     senter = nlp.get_pipe("senter")
-    local, http, local_senter, http_senter = interleaved_rates({
+    r = interleaved_rates({
         "local": (n, lambda: list(nlp.pipe(docs, batch_size=64))),
         "http": (n, http_all),
         "local_senter": (n, lambda: list(senter.pipe((nlp.make_doc(d) for d in docs), batch_size=64))),
         "http_senter": (n, lambda: http_all(["senter"])),
-    }, repeat).values()
-    print(f"\nspaCy en_core_web_sm ({n} docs of 3 sentences, 2 requests per run, median of {repeat})")
-    print(f"  local nlp.pipe, full pipeline     {local:8.0f} docs/s   (baseline)")
-    print(f"  HTTP, full pipeline               {http:8.0f} docs/s   ratio {http / local:.2f}")
-    print(f"  local senter only                 {local_senter:8.0f} docs/s")
-    print(f"  HTTP, pipes=['senter']            {http_senter:8.0f} docs/s   ratio {http_senter / local_senter:.2f}, "
-          f"{http_senter / http:.1f}x the full pipeline")
+    }, repeat, server)
+    print(f"\nspaCy en_core_web_sm ({n} docs of 3 sentences, 2 requests per run, median of {repeat} rounds)")
+    print(line("local nlp.pipe, full pipeline", r["local"], "docs"))
+    print(line("HTTP, full pipeline", r["http"], "docs", r["local"]))
+    print(line("local, senter only", r["local_senter"], "docs"))
+    print(line("HTTP, pipes=['senter']", r["http_senter"], "docs", r["local_senter"],
+               f"{r['http_senter'].wall / r['http'].wall:.0f}x the full pipeline over HTTP"))
 
 
 def main() -> None:
@@ -195,10 +224,17 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=16)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--classify-requests", type=int, default=200)
+    p.add_argument("--torch-threads", type=int, default=0,
+                   help="intra-op threads for the server and the direct baseline alike (0: torch's default). "
+                        "1 avoids OpenMP spin-wait stalls when other processes load the machine")
     args = p.parse_args()
+    env = {}
+    if args.torch_threads:
+        env = {"OMP_NUM_THREADS": str(args.torch_threads)}
+        os.environ.update(env)
     import torch
     print(f"torch threads {torch.get_num_threads()}, cores {os.cpu_count()}; server and clients share the machine")
-    server = ServerProcess(["--enable-modules=classify,embeddings,nlp", "--log-level", "WARNING"])
+    server = ServerProcess(["--enable-modules=classify,embeddings,nlp", "--log-level", "WARNING"], env=env)
     try:
         texts = sentences(args.sentences)
         bench_embeddings(server, texts, args.clients, args.repeat)

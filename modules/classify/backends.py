@@ -64,11 +64,14 @@ class ZeroShot:
         self.prototypes = self._prototypes()
 
     def _prototypes(self) -> np.ndarray:
-        rows = []
-        for label in self.emotions:
-            vectors = self._encode(list(PROTOTYPES[label]) + [f"I feel {label}."])
-            mean = vectors.mean(axis=0)
+        """Per emotion, the normalised mean embedding of its phrases and "I feel <label>." (one model call)."""
+        phrases = [list(PROTOTYPES[label]) + [f"I feel {label}."] for label in self.emotions]
+        vectors = self._encode([p for group in phrases for p in group])
+        rows, start = [], 0
+        for group in phrases:
+            mean = vectors[start:start + len(group)].mean(axis=0)
             rows.append(mean / np.linalg.norm(mean))
+            start += len(group)
         return np.stack(rows)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
