@@ -102,10 +102,12 @@ def emotion_latency(url: str, iid: str, feed: Feed, emotion: str, timeout: float
 
 
 def measure(url: str, mode: str, seconds: float, warmup_limit: float, worker_id: int) -> dict:
+    r = requests.post(f"{url}/api/modules/talkinghead/settings", json={"mode": mode})  # new instances' mode
+    assert r.status_code == 200, r.text
     t0 = time.monotonic()
     r = requests.post(f"{url}/api/talkinghead/load", data={"character": "lambda_00", "new": "true"})
     iid = r.json()["instance_id"]
-    requests.post(f"{url}/api/talkinghead/load_animator_settings", json={"instance_id": iid, "mode": mode})
+    assert r.json()["mode"] == mode, r.json()
     feed = Feed(url, iid)
     status = lambda: requests.get(f"{url}/api/talkinghead/status", params={"instance_id": iid}).json()  # noqa: E731
     while feed.first_at is None and time.monotonic() - t0 < 120:

@@ -92,6 +92,7 @@ class Animator:
         self.current: np.ndarray | None = None
         self.sway_quantum: float | None = None  # low_compute mode snaps sway targets to cached poses
         self.sway_gate: Callable[[np.ndarray, bool], bool] | None = None  # "is this target pose ready?"
+        self.sway_known: Callable[[np.ndarray], bool] | None = None  # "is this rotation cached?" (no side effects)
         self._last_tick: float | None = None
         self._emotion_changed_at = -1e9
         self._sway_target = np.zeros(5, dtype=np.float32)
@@ -227,14 +228,20 @@ class Animator:
         """A new random sway target around the emotion's own rotation, within +-macro strength."""
         strength = 0.0 if self._sway_to_base else s.sway_macro_strength
         self._pending_urgent, self._sway_to_base = self._sway_to_base, False
-        proposal = base.copy()
-        for i, name in enumerate(P.ROTATION_MORPHS):
-            if name in s.sway_morphs and strength > 0:
-                lo, hi = min(0.0, -strength - base[i]), max(0.0, strength - base[i])
-                proposal[i] = base[i] + self.rng.uniform(lo, hi)
-        if self.sway_quantum and strength > 0:  # the emotion's own pose is cached as it is
-            proposal = np.round(proposal / self.sway_quantum) * self.sway_quantum
-        self._pending_sway = np.clip(proposal, -1.0, 1.0).astype(np.float32)
+        # In low_compute mode a few candidates are drawn and one already rendered is preferred, so that
+        # the sway reuses the cache more and more instead of keeping the background renderer busy.
+        for _ in range(4 if self.sway_quantum and self.sway_gate is not None else 1):
+            proposal = base.copy()
+            for i, name in enumerate(P.ROTATION_MORPHS):
+                if name in s.sway_morphs and strength > 0:
+                    lo, hi = min(0.0, -strength - base[i]), max(0.0, strength - base[i])
+                    proposal[i] = base[i] + self.rng.uniform(lo, hi)
+            if self.sway_quantum and strength > 0:  # the emotion's own pose is cached as it is
+                proposal = np.round(proposal / self.sway_quantum) * self.sway_quantum
+            proposal = np.clip(proposal, -1.0, 1.0).astype(np.float32)
+            if self.sway_known is not None and self.sway_known(proposal):
+                break
+        self._pending_sway = proposal
         lo, hi = sorted((s.sway_interval_min, s.sway_interval_max))
         self._next_sway = now + self.rng.uniform(lo, hi)
 

@@ -113,6 +113,7 @@ class Instance:
         low = getattr(self.renderer, "mode", "full") == "low_compute"
         self.animator.sway_quantum = 0.1 if low else None
         self.animator.sway_gate = self.renderer.ready if low else None
+        self.animator.sway_known = self.renderer.has_rotation if low else None
 
     @property
     def mode(self) -> str:

@@ -30,7 +30,7 @@ BOTH_EYES = 99  # the layer index of a two-eyed blink (both eye_wink morphs at o
 MOUTH_LEVELS = (0.5, 1.0)
 # Priorities of background jobs (lower runs first).
 # The exact current target and the idle layers (blink, talk, breathing) come before new sway poses.
-NOW, TARGET, WARM, GATE, EMOTION_FACE, EMOTION_BODY = 0, 1, 2, 3, 4, 5
+NOW, TARGET, WARM, EMOTION_FACE, GATE, EMOTION_LAYERS, EMOTION_BODY = 0, 1, 2, 3, 4, 5, 6
 
 
 class FullRenderer:
@@ -188,6 +188,9 @@ class CachedRenderer:
         for level in MOUTH_LEVELS:
             self._submit(self.face_key(expression, P.INDEX[talking_morph], level), priority)
 
+    def has_rotation(self, rotation: np.ndarray) -> bool:
+        return self._has(self.body_key(rotation))
+
     def ready(self, pose: np.ndarray, urgent: bool = False) -> bool:
         """Whether the body pose is cached (the animator's sway waits for it); queues it if not."""
         key = self.body_key(pose[P.ROTATION])
@@ -206,7 +209,8 @@ class CachedRenderer:
         if emotions:
             for template in templates.values():
                 self._submit(self.face_key(template[P.EXPRESSION]), EMOTION_FACE)
-                self.prefetch_layers(template, settings.talking_morph, EMOTION_FACE)
+            for template in templates.values():
+                self.prefetch_layers(template, settings.talking_morph, EMOTION_LAYERS)
             for template in templates.values():
                 self._submit(self.body_key(template[P.ROTATION]), EMOTION_BODY)
 
