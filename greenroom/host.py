@@ -208,7 +208,8 @@ class Host:
         for name in self.enabled:
             rec = self.records[name]
             if rec.state == "loaded":
-                names.append(name)
+                if rec.cls.advertise_name:
+                    names.append(name)
                 names.extend(a for a in rec.cls.aliases if a not in names)
         return names
 

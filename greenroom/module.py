@@ -79,6 +79,9 @@ class Module:
     description: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
     """Extra names advertised in ``/api/modules`` while the module is loaded."""
+    advertise_name: ClassVar[bool] = True
+    """False keeps the module's own name out of ``/api/modules`` (only its aliases show), for names
+    that would mislead SillyTavern: plain ``tts`` makes its XTTS provider call routes that don't exist."""
     Settings: ClassVar[type[ModuleSettings]] = ModuleSettings
     resources: ClassVar[Resources] = Resources()
 

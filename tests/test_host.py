@@ -383,3 +383,14 @@ def test_shipped_plugins_toml_documents_every_builtin_setting(make_config):
         section = tables.get(f"modules.{rec.name}", "")
         for field in rec.cls.Settings.model_fields:
             assert f"# {field} = " in section, f"plugins.toml lacks [modules.{rec.name}] {field}"
+
+
+def test_module_can_hide_its_own_name(make_config):
+    class Quiet(Echo):
+        name = "quiet"
+        aliases = ("quiet-compat",)
+        advertise_name = False
+
+    app = create_app(make_config(enable=["quiet"]), plugins=[("p", plugin(Quiet))], discover=False)
+    assert app.test_client().get("/api/modules").json == {"modules": ["quiet-compat"]}
+    assert app.test_client().get("/api/modules/quiet").json["state"] == "loaded"
