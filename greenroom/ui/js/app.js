@@ -39,9 +39,9 @@ function buildTabs() {
     return h("button", {role: "tab", type: "button", class: off ? "off" : "", dataset: {target: p.id},
       title: off ? `The ${needs} module is not running` : "", onclick: () => show(p.id)}, p.dataset.title);
   }));
-  const wanted = `tab-${location.hash.slice(1)}`;
-  const first = panels.find((p) => p.id === wanted) || panels.find((p) => !p.dataset.needs || state.loaded(p.dataset.needs));
-  show(first.id);
+  const fromHash = () => panels.find((p) => p.id === `tab-${location.hash.slice(1)}`);
+  show((fromHash() || panels.find((p) => !p.dataset.needs || state.loaded(p.dataset.needs))).id);
+  window.addEventListener("hashchange", () => { const p = fromHash(); if (p) show(p.id); });
 }
 
 /** A panel whose module is off explains how to turn it on. */

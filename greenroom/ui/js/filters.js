@@ -31,7 +31,8 @@ export async function initFilters(panel) {
     await reload();
     toast("Animator settings reset to the server's defaults", "ok");
   }, reset, "Reset")}, "Reset to defaults");
-  const clear = h("button", {type: "button", class: "ghost", onclick: () => { chain = []; renderChain(); push(); }}, "Remove all");
+  const clear = h("button", {type: "button", class: "ghost", id: "clear-filters",
+    onclick: () => { chain = []; renderChain(); push(); }}, "Remove all");
   formBox = h("div", {id: "animator-form"});
   panel.replaceChildren(
     card("Filter chain",
