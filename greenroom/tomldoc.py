@@ -24,6 +24,8 @@ def _toml_value(value: Any) -> str:
         return '""  # unset'
     if isinstance(value, dict):  # an inline table, so that uncommenting the line gives valid TOML
         return "{ " + ", ".join(f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     return json.dumps(value, ensure_ascii=False)
 
 

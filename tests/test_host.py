@@ -394,3 +394,14 @@ def test_module_can_hide_its_own_name(make_config):
     app = create_app(make_config(enable=["quiet"]), plugins=[("p", plugin(Quiet))], discover=False)
     assert app.test_client().get("/api/modules").json == {"modules": ["quiet-compat"]}
     assert app.test_client().get("/api/modules/quiet").json["state"] == "loaded"
+
+
+def test_shipped_plugins_toml_is_valid_when_uncommented():
+    """Uncommenting any documented default must give valid TOML (nested lists and tables included)."""
+    import re
+    import tomllib
+
+    from greenroom.cli import DEFAULT_CONFIG
+    text = re.sub(r"^# (\w+ = .*)$", r"\1", DEFAULT_CONFIG.read_text(), flags=re.M)
+    data = tomllib.loads(text)
+    assert data["server"]["port"] == 5100 and "tts" in data["modules"]
