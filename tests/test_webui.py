@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import io
-import os
+import json
 import time
 from pathlib import Path
 
@@ -225,6 +225,86 @@ def test_speak_plays_audio_and_the_mouth_moves(ui, server):
     assert state[0] > 0.5, f"audio did not advance: {state}"
     assert page.locator("#words .word").count() >= 8
     assert max(diffs) > noise + 3.0, f"mouth changed by {max(diffs):.2f} at most (idle noise {noise:.2f})"
+    assert ui.errors == []
+
+
+def current_instance(ui) -> str:
+    return ui.page.eval_on_selector("#instance-select", "s => s.value")
+
+
+def status_of(server, iid: str) -> dict:
+    return requests.get(f"{server.url}/api/talkinghead/status", params={"instance_id": iid}, timeout=30).json()
+
+
+def test_morph_slider_and_pose_hint_reach_the_instance(ui, server):
+    page = ui.page
+    ui.tab("avatar")
+    iid = current_instance(ui)
+    number = page.locator(".morph[data-morph=mouth_smirk] input.num")
+    number.fill("0.8")
+    number.press("Enter")
+    page.wait_for_selector(".morph.set[data-morph=mouth_smirk]")
+    deadline = time.monotonic() + 10
+    while status_of(server, iid)["overrides"].get("mouth_smirk") != pytest.approx(0.8):
+        assert time.monotonic() < deadline, status_of(server, iid)["overrides"]
+        time.sleep(0.2)
+    page.click(".morph[data-morph=mouth_smirk] button.close")
+    page.wait_for_selector(".morph.set[data-morph=mouth_smirk]", state="detached")
+    assert "mouth_smirk" not in status_of(server, iid)["overrides"]
+    page.click("button[data-hint=look_left]")
+    deadline = time.monotonic() + 10
+    while status_of(server, iid)["hint"] != "look_left":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    page.click("button[data-hint=new_sway]")
+
+
+def test_instances_are_created_switched_and_deleted(ui, server):
+    page = ui.page
+    first = current_instance(ui)
+    count = page.locator("#instance-select option").count()
+    page.select_option("#character-select", "lambda_01")
+    page.click("#new-instance")
+    page.wait_for_function(f"document.querySelectorAll('#instance-select option').length === {count + 1}", timeout=60_000)
+    second = current_instance(ui)
+    assert second != first and "lambda_01" in page.inner_text("#instance-select")
+    page.wait_for_function(f"document.getElementById('feed').src.includes('instance_id={second}')")
+    page.wait_for_function("document.getElementById('feed').naturalWidth > 0", timeout=120_000)
+    page.select_option("#instance-select", first)
+    page.wait_for_function(f"document.getElementById('feed').src.includes('instance_id={first}')")
+    page.select_option("#instance-select", second)
+    page.click("#stage-toolbar button:has-text('Delete')")
+    page.wait_for_function(f"document.querySelectorAll('#instance-select option').length === {count}", timeout=60_000)
+    ids = [i["instance_id"] for i in requests.get(f"{server.url}/api/talkinghead/instances", timeout=30).json()["instances"]]
+    assert second not in ids and current_instance(ui) == first
+    page.wait_for_function("document.getElementById('feed').naturalWidth > 0", timeout=120_000)
+    assert ui.errors == []
+
+
+def test_settings_are_saved_and_loaded_as_json(ui, server, tmp_path):
+    page = ui.page
+    ui.tab("style")
+    iid = current_instance(ui)
+    with page.expect_download() as download:
+        page.click("button:has-text('Save settings')")
+    saved = tmp_path / "settings.json"
+    download.value.save_as(saved)
+    data = json.loads(saved.read_text())
+    assert data["target_fps"] == 15 and data["postprocessor_chain"] == []
+    data.update(target_fps=12, postprocessor_chain=[["desaturate", {}]])
+    saved.write_text(json.dumps(data))
+    with page.expect_file_chooser() as chooser:
+        page.click("button:has-text('Load settings')")
+    chooser.value.set_files(str(saved))
+    page.wait_for_selector("#chain .step[data-filter=desaturate]")
+    settings = requests.get(f"{server.url}/api/talkinghead/animator_settings", params={"instance_id": iid}, timeout=30).json()
+    assert settings["target_fps"] == 12 and [s[0] for s in settings["postprocessor_chain"]] == ["desaturate"]
+    data.update(target_fps=15, postprocessor_chain=[])
+    saved.write_text(json.dumps(data))
+    with page.expect_file_chooser() as chooser:
+        page.click("button:has-text('Load settings')")
+    chooser.value.set_files(str(saved))
+    page.wait_for_selector("#chain .empty-note")
     assert ui.errors == []
 
 
