@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -185,6 +186,7 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=2, help="threads sending ordinary requests")
     parser.add_argument("--json", type=Path, help="write the figures here as JSON")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
 
     folder = Path(tempfile.mkdtemp(prefix="greenroom-load-"))
     print(f"starting the all-modules server (max_streams={args.feeds}) ...", flush=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import sys
@@ -91,7 +92,24 @@ def list_modules(config: HostConfig) -> int:
     return 0
 
 
+def limit_malloc_arenas(count: int = 2) -> None:
+    """Cap glibc's malloc arenas (what ``MALLOC_ARENA_MAX=2`` does), before any thread starts.
+
+    glibc gives new threads arenas of their own (up to 8 per core) and keeps freed memory in them.
+    Avatar instances start two threads each, so creating and deleting sessions grew RSS by about
+    2.5 MiB per cycle without a bound in sight; with two arenas it stays flat. An operator's own
+    MALLOC_ARENA_MAX wins; other C libraries are left alone.
+    """
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, count)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    limit_malloc_arenas()
     args = build_parser().parse_args(argv)
     try:
         config = load_config(args)

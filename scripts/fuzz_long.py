@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -31,6 +32,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="concurrent schemathesis workers")
     parser.add_argument("--seed", type=int, help="seed, to repeat a run")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on the way out
 
     folder = Path(tempfile.mkdtemp(prefix="greenroom-fuzz-"))
     print(f"server, reports and logs in {folder}", flush=True)
