@@ -82,7 +82,7 @@ def frame(url: str, instance_id: str) -> np.ndarray:
     return rgba(r.content)
 
 
-def wait_for(predicate, timeout: float = 120, interval: float = 0.5):
+def wait_for(predicate, timeout: float = 300, interval: float = 0.5):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -205,7 +205,7 @@ def test_emotion_changes_the_face_and_instances_differ(server):
     for iid, emotion in ((a, "surprise"), (b, "anger")):
         r = requests.post(f"{url}/api/talkinghead/set_emotion", json={"emotion_name": emotion, "instance_id": iid})
         assert r.text == f"emotion set to {emotion}"
-    wait_for(lambda: face_difference(before, frame(url, a)) > 4.0)
+    wait_for(lambda: face_difference(before, frame(url, a)) > 3.0)
     wait_for(lambda: face_difference(frame(url, a), frame(url, b)) > 1.5)
     # Deleting one instance ends its feed only.
     feeds = {iid: requests.get(f"{url}/api/talkinghead/result_feed", params={"instance_id": iid}, stream=True,

@@ -71,7 +71,7 @@ def test_blinking_and_talking_move_eyes_and_mouth(server):
                   json={"postprocessor_chain": [], "sway_macro_strength": 0, "blink_probability": 1.0,
                         "blink_interval_min": 0.3, "blink_interval_max": 0.3, "target_fps": 25})
     # The neutral face, its blink layer and its talking layers come first in the background queue.
-    wait_for(lambda: status(url)["cache"]["face_layers"] >= 3 and status(url)["cache"]["faces"] >= 1, timeout=240)
+    wait_for(lambda: status(url)["cache"]["face_layers"] >= 3 and status(url)["cache"]["faces"] >= 1, timeout=300)
     requests.get(f"{url}/api/talkinghead/start_talking")
     frames = []
     for _ in range(40):
@@ -98,7 +98,7 @@ def test_emotion_change_reaches_the_feed(server):
     feed = requests.get(f"{url}/api/talkinghead/result_feed", stream=True, timeout=30)
     try:
         reader = FeedReader(feed)
-        wait_for(lambda: face_difference(before, rgba(reader.parts(1)[0][1])) > 4.0, timeout=240, interval=0)
+        wait_for(lambda: face_difference(before, rgba(reader.parts(1)[0][1])) > 4.0, timeout=300, interval=0)
     finally:
         feed.close()
 
@@ -107,7 +107,7 @@ def test_emotion_change_reaches_the_feed(server):
 def test_restart_reuses_the_disk_cache(server, folder):
     url = server.url
     requests.post(f"{url}/api/talkinghead/load", data={"character": "lambda_00"})
-    wait_for(lambda: status(url)["cache"]["body_poses"] >= 1 and status(url)["cache"]["faces"] >= 1, timeout=240)
+    wait_for(lambda: status(url)["cache"]["body_poses"] >= 1 and status(url)["cache"]["faces"] >= 1, timeout=300)
     cache = status(url)["cache"]
     rendered_before = cache["body_poses"] + cache["faces"] + cache["face_layers"]
     server.stop()
