@@ -101,7 +101,33 @@ def emotion_latency(url: str, iid: str, feed: Feed, emotion: str, timeout: float
     return float("nan")
 
 
-def measure(url: str, mode: str, seconds: float, warmup_limit: float, worker_id: int) -> dict:
+def pipeline_cpu_ms(app, iid: str, frames: int = 40) -> dict:
+    """CPU milliseconds per frame of the live path, run on this thread with the instance's own objects
+    (animator tick, render, crop/postprocess/sRGB, encode): what 25 frames/s costs, independent of how
+    busy the machine is (thread CPU time, not wall time)."""
+    import torch
+
+    from modules.talkinghead import encoding
+    torch.set_num_threads(1)  # per thread: all work stays on this thread, where thread_time sees it
+    inst = app.extensions["greenroom"].module("talkinghead").manager.get(iid)
+    costs = {"render": 0.0, "postprocess+srgb": 0.0, "encode": 0.0}
+    now = time.monotonic()
+    for i in range(frames):
+        c0 = time.thread_time()
+        pose = inst.animator.tick(now + i / 25)
+        frame = inst.renderer.render(pose, inst.animator_target())
+        c1 = time.thread_time()
+        rgba8 = inst._finish(frame, inst.settings, inst.postprocessor)
+        c2 = time.thread_time()
+        encoding.encode(rgba8, inst.settings.format)
+        c3 = time.thread_time()
+        for key, value in zip(costs, (c1 - c0, c2 - c1, c3 - c2)):
+            costs[key] += value * 1000 / frames
+    costs["total"] = sum(costs.values())
+    return costs
+
+
+def measure(app, url: str, mode: str, seconds: float, warmup_limit: float, worker_id: int) -> dict:
     r = requests.post(f"{url}/api/modules/talkinghead/settings", json={"mode": mode})  # new instances' mode
     assert r.status_code == 200, r.text
     t0 = time.monotonic()
@@ -131,6 +157,7 @@ def measure(url: str, mode: str, seconds: float, warmup_limit: float, worker_id:
         out["warmup_s"] = time.monotonic() - t0 if st["cache"]["pending"] == 0 else float("nan")
         out["cache_after"] = st["cache"]
     out["emotion_visible_s"] = emotion_latency(url, iid, feed, "surprise")
+    out["pipeline_cpu_ms"] = pipeline_cpu_ms(app, iid, 40 if mode == "low_compute" else 2)
     feed.stop.set()
     requests.post(f"{url}/api/talkinghead/unload", json={"instance_id": iid})
     return out
@@ -149,7 +176,7 @@ def main() -> None:
     worker_id = app.extensions["greenroom"].module("talkinghead").manager.worker._thread.native_id
     try:
         for mode in ("low_compute", "full"):
-            res = measure(url, mode, args.seconds, args.warmup_limit, worker_id)
+            res = measure(app, url, mode, args.seconds, args.warmup_limit, worker_id)
             print(f"\n== {mode}")
             print(f"  delivered {res['delivered_fps']:.1f} frames/s, distinct (encoded) {res['encoded_fps']:.1f}/s")
             print(f"  CPU per delivered frame: {res['cpu_ms_per_frame']:.1f} ms (process), "
@@ -160,7 +187,10 @@ def main() -> None:
             if "warmup_s" in res:
                 print(f"  cache warm-up (cold disk cache, all emotions): {res['warmup_s']:.1f} s; {res['cache_after']}")
                 print(f"  cache while measuring: {res['cache_during']}")
-            print("  stage ms: " + ", ".join(f"{k} {v}" for k, v in res["stages"].items() if v is not None))
+            print("  stage ms (wall, in the server): " + ", ".join(f"{k} {v}" for k, v in res["stages"].items() if v is not None))
+            cpu = res["pipeline_cpu_ms"]
+            print("  live path CPU ms per frame (thread CPU time): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
+                  + f" -> {1000 / cpu['total']:.1f} frames/s per core; 25 frames/s needs {cpu['total'] * 25 / 1000:.2f} cores")
     finally:
         app.extensions["greenroom"].shutdown()
         server.close()
