@@ -13,7 +13,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ORDER = ["talkinghead", "postprocessor", "imagefx", "tts", "classify", "embeddings", "nlp", "websearch"]
-EXTRA_DOCS = {"talkinghead": ["docs/webui.md"]}
+EXTRA_DOCS = {"talkinghead": ["docs/webui.md", "docs/pose-editor.md"]}
 START, END = "<!-- MODULES -->", "<!-- /MODULES -->"
 LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
 
