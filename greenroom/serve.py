@@ -24,7 +24,10 @@ def serve(app: Flask, host: str, port: int) -> None:
     threads = gr.server.threads + gr.server.max_streams
     server: Any = create_server(app, host=host, port=port, threads=threads, ident="greenroom",
                                 max_request_body_size=app.config["MAX_CONTENT_LENGTH"] + 65536,
-                                channel_timeout=30, clear_untrusted_proxy_headers=True)
+                                channel_timeout=30, clear_untrusted_proxy_headers=True,
+                                # A slow client blocks its stream after ~2 MiB (a few video frames)
+                                # instead of 16 MiB, so feeds drop frames rather than queue them.
+                                outbuf_high_watermark=2 * 2**20)
 
     def stop(signum: int, _frame: Any) -> None:
         raise _Stop(signal.Signals(signum).name)
