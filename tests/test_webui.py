@@ -323,8 +323,9 @@ def test_speak_api_schedules_cancels_and_names_errors(ui, server):
     assert start.status_code == 200 and start.json()["lipsync"]["utterance"]["state"] == "playing"
     # a new utterance replaces it: the old id is refused, stop of the old id does nothing
     second = requests.post(f"{url}/api/talkinghead/speak", timeout=300,
-                           json={"instance_id": iid, "text": "Three.", "autostart": True}).json()
+                           json={"instance_id": iid, "text": "Three.", "autostart": True, "format": "mp3"}).json()
     assert second["started"] and second["utterance_id"] != reply["utterance_id"]
+    assert base64.b64decode(second["audio"])[:3] == b"ID3"  # encoded by the tts module's tts.encode service
     stale = requests.post(f"{url}/api/talkinghead/speak/start", timeout=30,
                           json={"instance_id": iid, "utterance_id": reply["utterance_id"]})
     assert stale.status_code == 409 and second["utterance_id"] in stale.json()["error"]

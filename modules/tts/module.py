@@ -72,6 +72,8 @@ class TTSModule(Module):
         self.synth = synth
         self.scheduler = Scheduler(s.max_jobs, s.workers)
         self.host.provide("tts.speak", self.speak)
+        # Encoding to mp3/opus/aac/flac/wav/pcm for other modules (the avatar's lip-sync replies).
+        self.host.provide("tts.encode", audio.encode)
         log.info("tts: %s backend, %d voices, default %s", backend.name, len(synth.voices()), default)
 
     def unload(self) -> None:
