@@ -36,7 +36,7 @@ os.environ.setdefault("GREENROOM_LOAD_PLUGINS", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from tests.test_reliability_support import Server, read_parts, start_all_modules  # noqa: E402
+from tests.test_reliability_support import FrameReader, Server, start_all_modules  # noqa: E402
 
 TEXTS = ["I can't believe you did that, it's wonderful!", "The train was late again this morning.",
          "Please leave me alone for a while.", "What a lovely surprise to see you here."]
@@ -114,8 +114,9 @@ class Feed(threading.Thread):
                     self.error = f"{reply.status_code} {reply.text[:120]}"
                     return
                 self.opened.set()
+                reader = FrameReader(reply)
                 while not self.stop.is_set():
-                    if not read_parts(reply, 1, timeout=30):
+                    if reader.next_frame(timeout=30) is None:
                         self.error = "feed ended"
                         return
                     self.frames += 1

@@ -203,28 +203,42 @@ def delete_instances(server: Server) -> None:
         server.post("/api/talkinghead/unload", params={"instance_id": inst["instance_id"]})
 
 
+class FrameReader:
+    """Splits a multipart/x-mixed-replace feed into frames, keeping what it read past the last one."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self._chunks = response.iter_content(chunk_size=65536)
+        self._buffer = b""
+
+    def next_frame(self, timeout: float = 60) -> bytes | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            head = self._buffer.find(b"\r\n\r\n")
+            if head >= 0 and self._buffer.startswith(b"--frame"):
+                length = next(int(line.split(b":")[1]) for line in self._buffer[:head].split(b"\r\n")
+                              if line.lower().startswith(b"content-length"))
+                end = head + 4 + length + 2
+                if len(self._buffer) >= end:
+                    frame = self._buffer[head + 4:head + 4 + length]
+                    self._buffer = self._buffer[end:]
+                    return frame
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return None
+            self._buffer += chunk
+        return None
+
+
 def read_parts(response: requests.Response, count: int, timeout: float = 60) -> list[bytes]:
     """The first ``count`` frames of a multipart/x-mixed-replace feed."""
+    reader = FrameReader(response)
     frames: list[bytes] = []
-    buffer = b""
     deadline = time.monotonic() + timeout
-    for chunk in response.iter_content(chunk_size=65536):
-        buffer += chunk
-        while True:
-            head = buffer.find(b"\r\n\r\n")
-            if head < 0 or not buffer.startswith(b"--frame"):
-                break
-            length = next(int(line.split(b":")[1]) for line in buffer[:head].split(b"\r\n")
-                          if line.lower().startswith(b"content-length"))
-            end = head + 4 + length + 2
-            if len(buffer) < end:
-                break
-            frames.append(buffer[head + 4:head + 4 + length])
-            buffer = buffer[end:]
-            if len(frames) >= count:
-                return frames
-        if time.monotonic() > deadline:
+    while len(frames) < count and time.monotonic() < deadline:
+        frame = reader.next_frame(max(0.0, deadline - time.monotonic()))
+        if frame is None:
             break
+        frames.append(frame)
     return frames
 
 
@@ -344,5 +358,5 @@ def count_cases(output: str) -> int:
 
 
 __all__ = ["ALL_MODULES", "CHARACTER", "ROOT", "Server", "shared_server", "start_all_modules", "write_config",
-           "talkinghead_settings", "load_character", "delete_instances", "read_parts", "wait_until",
+           "talkinghead_settings", "load_character", "delete_instances", "read_parts", "FrameReader", "wait_until",
            "settle_status", "live_settings", "restore_settings", "run_schemathesis", "FuzzResult"]

@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable
@@ -51,7 +52,14 @@ class PoseCache:
         self._on_disk: dict[str, set[Key]] = {}
         self._known: dict[str, set[Key]] = {}   # every key available per character (memory or disk)
         self._versions: dict[str, int] = {}     # bumped whenever that set changes
+        self._sources: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
         self.hits = self.misses = self.disk_reads = 0
+
+    def source(self, character: Any) -> Any:
+        """One live Character per image for the background jobs: queued jobs then pin one copy per
+        image instead of one per instance (deleted instances' copies stayed in the queue, ~5 MB each)."""
+        with self._lock:
+            return self._sources.setdefault(character.digest, character)
 
     def _dir(self, digest: str) -> Path | None:
         if self.folder is None or not re.fullmatch(r"[0-9a-f]{8,64}", digest):

@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -85,6 +86,30 @@ def _nearest_pair(vectors: np.ndarray, point: np.ndarray) -> tuple[int, int, flo
     return best
 
 
+def render_key(poser: SharedPoser, character: Character, cache: PoseCache, rest_patch: torch.Tensor,
+               key: tuple) -> None:
+    """Render one cache entry (a face patch or a body field) of ``character`` in the background."""
+    digest = character.digest
+    if cache.has(digest, key):
+        return
+    if key[0] == "face":
+        pose = np.zeros(45, dtype=np.float32)
+        pose[P.EXPRESSION] = np.array(key[1:-2], dtype=np.float32) * FACE_STEP
+        if key[-2] == BOTH_EYES:
+            pose[P.WINK] = key[-1] / 10.0
+        elif key[-2] >= 0:
+            pose[key[-2]] = key[-1] / 10.0
+        patch = poser.face_patch(character, pose)[0].float().cpu()
+        cache.put(digest, key, {"patch": patch})
+    else:
+        pose = np.zeros(45, dtype=np.float32)
+        pose[P.ROTATION] = np.array(key[1:6], dtype=np.float32) * ROT_STEP
+        pose[P.BREATHING] = float(key[6])
+        # The body is posed with the character's own (unmorphed) face: faces are layered on later.
+        fields = poser.body_fields(character, pose, rest_patch.to(poser.device, poser.dtype))
+        cache.put(digest, key, {"grid": fields.grid, "color": fields.color, "keep": fields.keep})
+
+
 class CachedRenderer:
     """Low-compute rendering from cached face patches and body fields (see the module docstring)."""
 
@@ -93,6 +118,7 @@ class CachedRenderer:
     def __init__(self, poser: SharedPoser, character: Character, cache: PoseCache, worker: PoseWorker) -> None:
         self.poser, self.character, self.cache, self.worker = poser, character, cache, worker
         self.digest = character.digest
+        self._source = cache.source(character)
         self.image = character.image.detach().float().cpu()
         self.base_grid = poser.base_grid(self.image.shape[-1])
         self._identity = BodyFields.identity(self.image.shape[-1])
@@ -142,28 +168,10 @@ class CachedRenderer:
     def _submit(self, key: tuple, priority: int) -> None:
         if self._has(key):
             return
-        self.worker.submit((self.digest, *key), priority, lambda: self._render_key(key))
-
-    def _render_key(self, key: tuple) -> None:
-        if self._has(key):
-            return
-        if key[0] == "face":
-            expression = np.array(key[1:-2], dtype=np.float32) * FACE_STEP
-            pose = np.zeros(45, dtype=np.float32)
-            pose[P.EXPRESSION] = expression
-            if key[-2] == BOTH_EYES:
-                pose[P.WINK] = key[-1] / 10.0
-            elif key[-2] >= 0:
-                pose[key[-2]] = key[-1] / 10.0
-            patch = self.poser.face_patch(self.character, pose)[0].float().cpu()
-            self.cache.put(self.digest, key, {"patch": patch})
-        else:
-            pose = np.zeros(45, dtype=np.float32)
-            pose[P.ROTATION] = np.array(key[1:6], dtype=np.float32) * ROT_STEP
-            pose[P.BREATHING] = float(key[6])
-            # The body is posed with the character's own (unmorphed) face: faces are layered on later.
-            fields = self.poser.body_fields(self.character, pose, self._rest_patch.to(self.poser.device, self.poser.dtype))
-            self.cache.put(self.digest, key, {"grid": fields.grid, "color": fields.color, "keep": fields.keep})
+        # The job holds what it renders with, never this renderer: queued jobs outlive deleted instances
+        # while another instance shows the same character, and each kept renderer held ~20 MB.
+        job = functools.partial(render_key, self.poser, self._source, self.cache, self._rest_patch, key)
+        self.worker.submit((self.digest, *key), priority, job)
 
     def prefetch(self, pose: np.ndarray, priority: int = TARGET) -> None:
         """Queue what rendering ``pose`` exactly needs: its body key, face key and its blink/mouth layers."""
