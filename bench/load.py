@@ -8,9 +8,9 @@ same p99 measured first, in the same run, with no feed open.
 
     .venv/bin/python bench/load.py [--seconds 120] [--cycles 500] [--feeds 4] [--json out.json]
 
-Goals (checked at the end; the exit status is 1 when one fails): zero errors; RSS within 64 MiB and
-threads within 2 of their values after the first 50 cycles; ordinary-request p99 under 1 s with all
-feeds open. The load generator shares the machine's cores with the server, so figures are noisy.
+Goals (checked at the end; the exit status is 1 when one fails): zero errors; median RSS over the last
+50 cycles within 128 MiB, and threads within 2, of the median over cycles 50-100; ordinary-request p99
+under 1 s with all feeds open. The load generator shares the machine's cores with the server, so figures are noisy.
 """
 from __future__ import annotations
 
@@ -41,9 +41,11 @@ from tests.test_reliability_support import FrameReader, Server, start_all_module
 TEXTS = ["I can't believe you did that, it's wonderful!", "The train was late again this morning.",
          "Please leave me alone for a while.", "What a lovely surprise to see you here."]
 P99_BOUND_S = 1.0
-RSS_BOUND_MB = 64.0
+RSS_BOUND_MB = 128.0
 THREAD_BOUND = 2
 WARM_CYCLES = 50
+RSS_ABORT_MB = 6144
+CACHE_MB = 128  # the pose cache is bounded by design; a small bound lets it fill before the warm mark
 
 
 class Stats:
@@ -80,20 +82,26 @@ def percentile(values: list[float], q: float) -> float:
 class Sampler(threading.Thread):
     """RSS and thread count of the server process once a second (read from /proc, not over HTTP)."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, progress: Callable[[], int]) -> None:
         super().__init__(daemon=True)
         self.proc = psutil.Process(pid)
-        self.samples: list[tuple[float, float, int]] = []
+        self.progress = progress
+        self.samples: list[tuple[float, float, int, int]] = []
         self.stop = threading.Event()
+        self.over_limit = threading.Event()
         self.t0 = time.monotonic()
 
-    def snapshot(self) -> tuple[float, float, int]:
+    def snapshot(self) -> tuple[float, float, int, int]:
+        """(seconds, RSS MiB, threads, session cycles done)."""
         return (round(time.monotonic() - self.t0, 1), round(self.proc.memory_info().rss / 2**20, 1),
-                self.proc.num_threads())
+                self.proc.num_threads(), self.progress())
 
     def run(self) -> None:
         while not self.stop.wait(1.0):
             self.samples.append(self.snapshot())
+            if self.samples[-1][1] > RSS_ABORT_MB:  # never take a shared machine's memory
+                print(f"server RSS above {RSS_ABORT_MB} MiB: stopping the run", flush=True)
+                self.over_limit.set()
 
 
 class Feed(threading.Thread):
@@ -148,8 +156,7 @@ def tts_requests(server: Server, stats: Stats, stop: threading.Event) -> None:
         i += 1
 
 
-def session_cycles(server: Server, stats: Stats, sampler: Sampler, cycles: int, marks: dict[int, Any],
-                   stop: threading.Event) -> None:
+def session_cycles(server: Server, stats: Stats, cycles: int, marks: dict[Any, Any], stop: threading.Event) -> None:
     """Create an avatar instance (new=true) and delete it, ``cycles`` times."""
     files = {"character": (None, "lambda_00"), "new": (None, "true")}
     for n in range(1, cycles + 1):
@@ -161,9 +168,6 @@ def session_cycles(server: Server, stats: Stats, sampler: Sampler, cycles: int, 
             stats.timed("session delete", lambda: server.post("/api/talkinghead/unload",
                                                               params={"instance_id": instance_id}, timeout=60))
         marks["done"] = n
-        if n in (WARM_CYCLES, cycles):
-            time.sleep(1.0)  # let the deleted instances' threads finish
-            marks[n] = sampler.snapshot()
 
 
 def summary(stats: Stats, idle_seconds: float, load_seconds: float) -> dict[str, Any]:
@@ -192,10 +196,12 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="greenroom-load-"))
     print(f"starting the all-modules server (max_streams={args.feeds}) ...", flush=True)
     server = start_all_modules(folder, secure=False, max_streams=args.feeds, log_level="WARNING",
-                               extra_modules={"talkinghead": {"max_instances": args.feeds + 2},
+                               extra_modules={"talkinghead": {"max_instances": args.feeds + 2,
+                                                              "cache_memory_mb": CACHE_MB},
                                               "tts": {"max_chars": 500}})
     stats, stop = Stats(), threading.Event()
-    sampler = Sampler(server.pid)
+    marks: dict[Any, Any] = {"done": 0}
+    sampler = Sampler(server.pid, lambda: marks["done"])
     sampler.start()
     result: dict[str, Any] = {"cpu_count": os.cpu_count(), "load_average_start": os.getloadavg()}
     try:
@@ -223,16 +229,16 @@ def main() -> int:
         held = server.status()["streams_open"]
         print(f"load: {len(feeds)} feeds open ({held} of {args.feeds} stream slots), {args.cycles} session "
               f"cycles, {args.clients} ordinary clients, 1 TTS client, at least {args.seconds:.0f} s ...", flush=True)
-        marks: dict[int, Any] = {"done": 0}
         t_load = time.monotonic()
         workers = [threading.Thread(target=ordinary_requests, args=(server, stats, "", stop, 10**9))
                    for _ in range(args.clients)]
         workers.append(threading.Thread(target=tts_requests, args=(server, stats, stop)))
-        churn = threading.Thread(target=session_cycles, args=(server, stats, sampler, args.cycles, marks, stop))
+        churn = threading.Thread(target=session_cycles, args=(server, stats, args.cycles, marks, stop))
         for t in workers + [churn]:
             t.start()
         deadline = t_load + max(args.seconds, 1) + 1800
-        while time.monotonic() < deadline and (time.monotonic() - t_load < args.seconds or churn.is_alive()):
+        while time.monotonic() < deadline and (time.monotonic() - t_load < args.seconds or churn.is_alive()) \
+                and not sampler.over_limit.is_set():
             time.sleep(1)
             if int(time.monotonic() - t_load) % 15 == 0:
                 s = sampler.snapshot()
@@ -252,7 +258,6 @@ def main() -> int:
             "requests": summary(stats, args.idle_seconds, load_seconds),
             "feeds": {"count": len(feeds), "frames": frames, "fps": [round(n / load_seconds, 2) for n in frames],
                       "errors": [f.error for f in feeds if f.error]},
-            "rss_threads_after_warm_cycles": marks.get(WARM_CYCLES), "rss_threads_after_all_cycles": marks.get(args.cycles),
             "samples": sampler.samples, "load_average_end": os.getloadavg()})
     finally:
         sampler.stop.set()
@@ -275,14 +280,19 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> int:
     threads = [s[2] for s in samples]
     print(f"server RSS MiB: start {rss[0]}, max {max(rss)}, end {rss[-1]}; threads: start {threads[0]}, "
           f"max {max(threads)}, end {threads[-1]}")
-    print("timeline (s, RSS MiB, threads): " + ", ".join(f"({t:.0f}, {r:.0f}, {n})" for t, r, n in samples[::15]))
-    warm, last = result["rss_threads_after_warm_cycles"], result["rss_threads_after_all_cycles"]
+    print("timeline (s, RSS MiB, threads, cycles): " + ", ".join(f"({t:.0f}, {r:.0f}, {n}, {c})"
+                                                                  for t, r, n, c in samples[::30]))
+    early = [s for s in samples if WARM_CYCLES <= s[3] <= 2 * WARM_CYCLES]
+    late = [s for s in samples if s[3] >= args.cycles - WARM_CYCLES]
     ok = True
-    if warm and last:
-        d_rss, d_threads = last[1] - warm[1], last[2] - warm[2]
-        print(f"session cycles: {result['cycles_done']}; after {WARM_CYCLES}: {warm[1]} MiB, {warm[2]} threads; "
-              f"after {args.cycles}: {last[1]} MiB, {last[2]} threads (delta {d_rss:+.1f} MiB, {d_threads:+d} threads)")
-        ok &= abs(d_rss) <= RSS_BOUND_MB and abs(d_threads) <= THREAD_BOUND
+    if result["cycles_done"] >= args.cycles and early and late:
+        rss_early, rss_late = statistics.median(s[1] for s in early), statistics.median(s[1] for s in late)
+        thr_early, thr_late = statistics.median(s[2] for s in early), statistics.median(s[2] for s in late)
+        result["flatness"] = {"rss_mib": [rss_early, rss_late], "threads": [thr_early, thr_late]}
+        print(f"session cycles: {result['cycles_done']}; median over cycles {WARM_CYCLES}-{2 * WARM_CYCLES}: "
+              f"{rss_early:.0f} MiB, {thr_early:.0f} threads; over the last {WARM_CYCLES}: {rss_late:.0f} MiB, "
+              f"{thr_late:.0f} threads (RSS {rss_late - rss_early:+.0f} MiB, threads {thr_late - thr_early:+.0f})")
+        ok &= abs(rss_late - rss_early) <= RSS_BOUND_MB and abs(thr_late - thr_early) <= THREAD_BOUND
     else:
         print(f"session cycles: only {result['cycles_done']} of {args.cycles} done")
         ok = False

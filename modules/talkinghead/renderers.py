@@ -86,8 +86,7 @@ def _nearest_pair(vectors: np.ndarray, point: np.ndarray) -> tuple[int, int, flo
     return best
 
 
-def render_key(poser: SharedPoser, character: Character, cache: PoseCache, rest_patch: torch.Tensor,
-               key: tuple) -> None:
+def render_key(poser: SharedPoser, character: Character, cache: PoseCache, key: tuple) -> None:
     """Render one cache entry (a face patch or a body field) of ``character`` in the background."""
     digest = character.digest
     if cache.has(digest, key):
@@ -106,7 +105,8 @@ def render_key(poser: SharedPoser, character: Character, cache: PoseCache, rest_
         pose[P.ROTATION] = np.array(key[1:6], dtype=np.float32) * ROT_STEP
         pose[P.BREATHING] = float(key[6])
         # The body is posed with the character's own (unmorphed) face: faces are layered on later.
-        fields = poser.body_fields(character, pose, rest_patch.to(poser.device, poser.dtype))
+        rest_patch = character.image[:, :, FACE_Y:FACE_Y + FACE_SIZE, FACE_X:FACE_X + FACE_SIZE].clone()
+        fields = poser.body_fields(character, pose, rest_patch)
         cache.put(digest, key, {"grid": fields.grid, "color": fields.color, "keep": fields.keep})
 
 
@@ -168,9 +168,9 @@ class CachedRenderer:
     def _submit(self, key: tuple, priority: int) -> None:
         if self._has(key):
             return
-        # The job holds what it renders with, never this renderer: queued jobs outlive deleted instances
-        # while another instance shows the same character, and each kept renderer held ~20 MB.
-        job = functools.partial(render_key, self.poser, self._source, self.cache, self._rest_patch, key)
+        # The job holds the image's shared Character and the key, nothing of this renderer: queued jobs
+        # outlive deleted instances while another shows the same image (each renderer held ~20 MB).
+        job = functools.partial(render_key, self.poser, self._source, self.cache, key)
         self.worker.submit((self.digest, *key), priority, job)
 
     def prefetch(self, pose: np.ndarray, priority: int = TARGET) -> None:
