@@ -9,8 +9,9 @@ same p99 measured first, in the same run, with no feed open.
     .venv/bin/python bench/load.py [--seconds 120] [--cycles 500] [--feeds 4] [--json out.json]
 
 Goals (checked at the end; the exit status is 1 when one fails): zero errors; median RSS over the last
-50 cycles within 128 MiB, and threads within 2, of the median over cycles 50-100; ordinary-request p99
-under 1 s with all feeds open. The load generator shares the machine's cores with the server, so figures are noisy.
+50 cycles within 128 MiB, and threads within 2, of the median over cycles 100-150; p99 of ordinary
+requests (classify, embeddings, discovery) under 2 s while every stream slot holds a feed, sessions
+churn and TTS speaks, on two cores. The load generator shares the machine's cores with the server, so figures are noisy.
 """
 from __future__ import annotations
 
@@ -40,10 +41,11 @@ from tests.test_reliability_support import FrameReader, Server, start_all_module
 
 TEXTS = ["I can't believe you did that, it's wonderful!", "The train was late again this morning.",
          "Please leave me alone for a while.", "What a lovely surprise to see you here."]
-P99_BOUND_S = 1.0
+P99_BOUND_S = 2.0
 RSS_BOUND_MB = 128.0
 THREAD_BOUND = 2
-WARM_CYCLES = 50
+WARM_CYCLES = 100  # the bounded pose cache fills and the allocator settles meanwhile
+WINDOW = 50
 RSS_ABORT_MB = 6144
 CACHE_MB = 128  # the pose cache is bounded by design; a small bound lets it fill before the warm mark
 
@@ -282,15 +284,15 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> int:
           f"max {max(threads)}, end {threads[-1]}")
     print("timeline (s, RSS MiB, threads, cycles): " + ", ".join(f"({t:.0f}, {r:.0f}, {n}, {c})"
                                                                   for t, r, n, c in samples[::30]))
-    early = [s for s in samples if WARM_CYCLES <= s[3] <= 2 * WARM_CYCLES]
-    late = [s for s in samples if s[3] >= args.cycles - WARM_CYCLES]
+    early = [s for s in samples if WARM_CYCLES <= s[3] <= WARM_CYCLES + WINDOW]
+    late = [s for s in samples if s[3] >= args.cycles - WINDOW]
     ok = True
     if result["cycles_done"] >= args.cycles and early and late:
         rss_early, rss_late = statistics.median(s[1] for s in early), statistics.median(s[1] for s in late)
         thr_early, thr_late = statistics.median(s[2] for s in early), statistics.median(s[2] for s in late)
         result["flatness"] = {"rss_mib": [rss_early, rss_late], "threads": [thr_early, thr_late]}
-        print(f"session cycles: {result['cycles_done']}; median over cycles {WARM_CYCLES}-{2 * WARM_CYCLES}: "
-              f"{rss_early:.0f} MiB, {thr_early:.0f} threads; over the last {WARM_CYCLES}: {rss_late:.0f} MiB, "
+        print(f"session cycles: {result['cycles_done']}; median over cycles {WARM_CYCLES}-{WARM_CYCLES + WINDOW}: "
+              f"{rss_early:.0f} MiB, {thr_early:.0f} threads; over the last {WINDOW}: {rss_late:.0f} MiB, "
               f"{thr_late:.0f} threads (RSS {rss_late - rss_early:+.0f} MiB, threads {thr_late - thr_early:+.0f})")
         ok &= abs(rss_late - rss_early) <= RSS_BOUND_MB and abs(thr_late - thr_early) <= THREAD_BOUND
     else:
