@@ -212,7 +212,8 @@ def test_speak_plays_audio_and_the_mouth_moves(ui, server):
         document.getElementById('speech-audio').addEventListener('playing', () => { window.__playing = true; }); }""")
     page.click("#speak-button")
     page.wait_for_function("window.__playing", timeout=240_000)
-    assert page.is_visible("#speaking-badge")
+    # the badge shows once the server has acknowledged /speak/start, a round trip after "playing"
+    page.wait_for_selector("#speaking-badge", state="visible", timeout=30_000)
     diffs, shot = [], False
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not page.evaluate("document.getElementById('speech-audio').ended"):
