@@ -197,7 +197,8 @@ def main() -> None:
             print(f"  emotion change ({res['emotion']}) visible after {res['emotion_visible_s']:.3f} s"
                   + (" (emotion cached)" if mode == "low_compute" else ""))
             if "warmup_s" in res:
-                print(f"  cache warm-up (cold disk cache, all emotions): {res['warmup_s']:.1f} s; {res['cache_after']}")
+                disk = "the given disk cache" if args.cache_dir else "cold disk cache"
+                print(f"  cache warm-up ({disk}, all emotions): {res['warmup_s']:.1f} s; {res['cache_after']}")
                 print(f"  cache while measuring: {res['cache_during']}")
             print("  stage ms (wall, in the server): " + ", ".join(f"{k} {v}" for k, v in res["stages"].items() if v is not None))
             cpu = res["pipeline_cpu_ms"]

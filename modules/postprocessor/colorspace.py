@@ -63,10 +63,13 @@ def linear_to_rgba8(frame: np.ndarray, out: np.ndarray | None = None) -> np.ndar
     """float32 HxWx4 linear RGBA -> uint8 HxWx4 sRGB RGBA (values clipped to [0, 1])."""
     if frame.ndim != 3 or frame.shape[2] != 4:
         raise ValueError(f"expected HxWx4, not {frame.shape}")
-    clipped = np.clip(frame, 0.0, 1.0)
-    index = (clipped * np.float32(_LUT_SIZE - 1) + np.float32(0.5)).astype(np.int32)
+    work = np.clip(frame, 0.0, 1.0)  # the one full-size float temporary; scaled in place below
+    alpha = work[..., 3] * np.float32(255.0) + np.float32(0.5)
+    work *= np.float32(_LUT_SIZE - 1)
+    work += np.float32(0.5)
+    index = work.astype(np.intp)  # intp: np.take would otherwise convert the indices once more
     if out is None:
         out = np.empty(frame.shape, np.uint8)
     np.take(_linear_to_u8_lut(), index, out=out)
-    out[..., 3] = clipped[..., 3] * np.float32(255.0) + np.float32(0.5)
+    np.copyto(out[..., 3], alpha, casting="unsafe")
     return out
