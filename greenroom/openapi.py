@@ -49,7 +49,9 @@ def _response(spec: Any, schemas: _Schemas) -> dict[str, Any]:
                 "content": {"application/json": {"schema": schemas.ref(spec)}}}
     if isinstance(spec, str):
         return {"description": spec}
-    return spec
+    content = {media: ({"schema": schemas.ref(media_spec)} if isinstance(media_spec, type) else media_spec)
+               for media, media_spec in spec.get("content", {}).items()}  # a model per media type is allowed
+    return {**spec, "content": content} if content else spec
 
 
 def _error(description: str) -> dict[str, Any]:

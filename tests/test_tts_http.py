@@ -65,6 +65,10 @@ def test_discovery_and_openapi(http, server):
                  "/api/tts/generate", "/api/tts/sample/{voice}", "/api/tts/session", "/api/tts/voices"):
         assert path in doc["paths"], path
     assert doc["paths"]["/api/tts/sample/{voice}"]["get"].get("security") == []
+    # both shapes of /speak are documented (the long fuzz run caught the NDJSON one missing)
+    speak = doc["paths"]["/api/tts/speak"]["post"]["responses"]["200"]["content"]
+    assert speak["application/json"]["schema"] == {"$ref": "#/components/schemas/SpeakReply"}
+    assert "application/x-ndjson" in speak
 
 
 # -- /api/tts/speak ----------------------------------------------------------------------------------

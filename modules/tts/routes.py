@@ -140,7 +140,11 @@ def build_blueprint(module: "TTSModule") -> ApiBlueprint:
 
     @bp.api("/api/tts/speak", methods=["POST"], body=SpeakRequest,
             summary="Speech plus the time and phonemes of every word (JSON, or NDJSON per sentence)",
-            responses={200: SpeakReply, 400: "Bad text, voice, mix, speed or format",
+            responses={200: {"description": "The whole utterance as JSON; with `stream: true`, NDJSON: one "
+                                             "object per sentence as it is ready (the last may be {\"error\": ...})",
+                             "content": {"application/json": SpeakReply,
+                                         "application/x-ndjson": {"schema": {"type": "string"}}}},
+                       400: "Bad text, voice, mix, speed or format",
                        503: "Too many requests in flight (Retry-After)"})
     def speak(body: SpeakRequest):
         """`words[].original` is the word as written; `word` is what was spoken after normalisation."""
