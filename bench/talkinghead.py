@@ -58,7 +58,10 @@ def serve(device: str):
     from greenroom.config import HostConfig, ServerSettings
     config = HostConfig(server=ServerSettings(enable_modules=["talkinghead"], device=device, max_streams=16,
                                               api_key_file=str(Path(tempfile.mkdtemp()) / "key")),
-                        modules={"talkinghead": {"cache_dir": "", "precompute_emotions": False}})
+                        modules={"talkinghead": {"cache_dir": "", "precompute_emotions": False,
+                                                 # full from the start: a low_compute instance would first queue
+                                                 # its cache warm-up, which then competes with the measured poses
+                                                 "mode": "full"}})
     app = create_app(config)
     server = create_server(app, host="127.0.0.1", port=0, threads=24)
     threading.Thread(target=server.run, daemon=True).start()
@@ -139,4 +142,6 @@ def _cuda() -> bool:
 
 
 if __name__ == "__main__":
+    from greenroom.cli import exit_now
     main()
+    exit_now()  # the in-process server's daemon threads must not meet the interpreter's teardown

@@ -141,13 +141,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit_now()
 
 
-def exit_now() -> NoReturn:
+def exit_now(code: int = 0) -> NoReturn:
     """Leave at once after a graceful stop: streams are closed, modules unloaded, the socket shut.
 
     The interpreter's own teardown would garbage-collect the models' millions of objects several
-    times over (finalize_modules), which took 10 s and more on a busy machine after "stopped".
+    times over (finalize_modules), which took 10 s and more on a busy machine after "stopped". The
+    teardown with the server's daemon threads still alive also aborted now and then with "terminate
+    called without an active exception" (seen at the end of the in-process benchmarks; Python 3.11 ends
+    daemon threads by unwinding their stacks, which C++ frames may refuse).
     """
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)
