@@ -376,7 +376,7 @@ class Drain(threading.Thread):
         self.sock.close()
 
 
-def test_sigterm_with_feeds_and_audio_open_stops_gracefully(faulty):
+def test_sigterm_with_feeds_and_audio_open_stops_gracefully(faulty, report_figure):
     import json
     load_character(faulty)
     load_character(faulty, instance_id="second")
@@ -399,4 +399,4 @@ def test_sigterm_with_feeds_and_audio_open_stops_gracefully(faulty):
         assert drain.ended and drain.received > 0
     assert "SIGTERM received; shutting down" in log and "stopped" in log
     assert "Traceback" not in log and "Exception" not in log.split("SIGTERM received")[1], log[-3000:]
-    faulty.extra["sigterm_seconds"] = took
+    report_figure(f"SIGTERM with 2 feeds and 1 audio stream open: exit code 0 after {took:.2f} s")

@@ -11,7 +11,7 @@ from .test_reliability_support import (delete_instances, live_settings, load_cha
 pytestmark = pytest.mark.slow
 
 
-def test_fuzz_every_operation(shared_server, tmp_path):
+def test_fuzz_every_operation(shared_server, tmp_path, report_figure):
     server = shared_server
     load_character(server)  # talkinghead routes reach their real logic, not only the 404 of no instance
     before = live_settings(server)
@@ -20,6 +20,8 @@ def test_fuzz_every_operation(shared_server, tmp_path):
     finally:
         restore_settings(server, before)
         delete_instances(server)
+    report_figure(f"fuzz: {result.cases} generated requests in {result.seconds:.0f} s, "
+                  f"{len(result.failures)} failures")
     assert result.cases > 300, result.output[-3000:]
     assert result.returncode == 0 and not result.failures, "\n".join(result.failures) or result.output[-6000:]
     assert "Traceback" not in server.log()

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -75,7 +75,6 @@ class Server:
     key: str | None
     folder: Path
     fakes: FakeEngines | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
