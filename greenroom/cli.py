@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     exit_now()
 
 
-def exit_now(code: int = 0) -> NoReturn:
+def exit_now() -> NoReturn:
     """Leave at once after a graceful stop: streams are closed, modules unloaded, the socket shut.
 
     The interpreter's own teardown would garbage-collect the models' millions of objects several
@@ -153,4 +153,4 @@ def exit_now(code: int = 0) -> NoReturn:
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(code)
+    os._exit(0)
