@@ -107,7 +107,7 @@ def pipeline_cpu_ms(app, iid: str, frames: int = 40) -> dict:
     busy the machine is (thread CPU time, not wall time)."""
     import torch
 
-    from modules.talkinghead import encoding
+    from greenroom_modules.talkinghead import encoding
     torch.set_num_threads(1)  # per thread: all work stays on this thread, where thread_time sees it
     inst = app.extensions["greenroom"].module("talkinghead").manager.get(iid)
     costs = {"render": 0.0, "postprocess+srgb": 0.0, "encode": 0.0}
@@ -129,7 +129,7 @@ def pipeline_cpu_ms(app, iid: str, frames: int = 40) -> dict:
 
 def cached_emotion(app, iid: str) -> str:
     """An emotion whose face and head pose are both cached (surprise when it is), for the latency test."""
-    from modules.talkinghead import pose as P
+    from greenroom_modules.talkinghead import pose as P
     inst = app.extensions["greenroom"].module("talkinghead").manager.get(iid)
     r = inst.renderer
     ready = [name for name, t in inst.templates.items() if name != "neutral"

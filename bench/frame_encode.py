@@ -23,8 +23,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from modules.postprocessor import DEFAULT_CHAIN, Postprocessor, linear_to_rgba8, rgba8_to_linear  # noqa: E402
-from modules.talkinghead import encoding  # noqa: E402
+from greenroom_modules.postprocessor import DEFAULT_CHAIN, Postprocessor, linear_to_rgba8, rgba8_to_linear  # noqa: E402
+from greenroom_modules.talkinghead import encoding  # noqa: E402
 
 
 def cpu_ms(fn: Callable[[], object], repeats: int) -> float:
@@ -41,7 +41,7 @@ def cpu_ms(fn: Callable[[], object], repeats: int) -> float:
 def srgb_int32_indices(frame: np.ndarray) -> np.ndarray:
     """The baseline for the first step: the same table look-up with int32 indices and out-of-place
     scaling (np.take converts int32 indices to intp once more)."""
-    from modules.postprocessor.colorspace import _LUT_SIZE, _linear_to_u8_lut
+    from greenroom_modules.postprocessor.colorspace import _LUT_SIZE, _linear_to_u8_lut
     clipped = np.clip(frame, 0.0, 1.0)
     index = (clipped * np.float32(_LUT_SIZE - 1) + np.float32(0.5)).astype(np.int32)
     out = np.take(_linear_to_u8_lut(), index)

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GREENROOM_LOAD_PLUGINS", "")
 
-from modules.talkinghead.lipsync import Track  # noqa: E402
+from greenroom_modules.talkinghead.lipsync import Track  # noqa: E402
 from tests.server_process import ServerProcess  # noqa: E402
 
 MOUTH = (slice(158, 186), slice(232, 282))  # rows, cols of the mouth in the 512x512 frame

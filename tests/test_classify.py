@@ -8,12 +8,12 @@ import types
 import pytest
 import requests
 
-import modules.classify.plugin as classify_plugin
-import modules.embeddings.plugin as embeddings_plugin
+import greenroom_modules.classify.plugin as classify_plugin
+import greenroom_modules.embeddings.plugin as embeddings_plugin
 from greenroom import ApiBlueprint, Module, hookimpl
 from greenroom.app import create_app
 from greenroom.config import HostConfig, ServerSettings
-from modules.classify.labels import GOEMOTIONS
+from greenroom_modules.classify.labels import GOEMOTIONS
 
 from .server_process import ServerProcess
 

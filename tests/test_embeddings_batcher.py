@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from modules.embeddings.batcher import BatcherClosed, DynamicBatcher
+from greenroom_modules.embeddings.batcher import BatcherClosed, DynamicBatcher
 
 
 class GatedEncoder:

@@ -12,7 +12,7 @@ import pytest
 import requests
 from PIL import Image
 
-from modules.postprocessor import validate_chain
+from greenroom_modules.postprocessor import validate_chain
 
 from .server_process import ROOT, ServerProcess
 

@@ -7,11 +7,11 @@ import random
 import numpy as np
 import pytest
 
-from modules.talkinghead import pose as P
-from modules.talkinghead.animator import Animator
-from modules.talkinghead.lipsync import (ATTACK, CLOSED, PAUSE, RELEASE, SHAPE_MORPHS, SHAPES, LipSync, LipSyncError,
+from greenroom_modules.talkinghead import pose as P
+from greenroom_modules.talkinghead.animator import Animator
+from greenroom_modules.talkinghead.lipsync import (ATTACK, CLOSED, PAUSE, RELEASE, SHAPE_MORPHS, SHAPES, LipSync, LipSyncError,
                                          Track, events_from_words, phoneme_units, prefetch_pose, shape_of)
-from modules.talkinghead.settings import AnimatorSettings
+from greenroom_modules.talkinghead.settings import AnimatorSettings
 
 # Words as the tts module gives them ("Hello there! Bob paid ..." from Kokoro, rounded).
 WORDS = [

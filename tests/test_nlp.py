@@ -6,7 +6,7 @@ import pytest
 import requests
 import spacy
 
-from modules.nlp.client import NlpClientError, analyze, docs_from_json
+from greenroom_modules.nlp.client import NlpClientError, analyze, docs_from_json
 
 from .server_process import ServerProcess
 

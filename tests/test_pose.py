@@ -21,8 +21,8 @@ from waitress.server import create_server
 
 from greenroom.app import create_app
 from greenroom.config import HostConfig, ServerSettings
-from modules.talkinghead import pose as P
-from modules.talkinghead.templates_store import SETS_DIR_ENV, StoreError, TemplateStore, check_name
+from greenroom_modules.talkinghead import pose as P
+from greenroom_modules.talkinghead.templates_store import SETS_DIR_ENV, StoreError, TemplateStore, check_name
 
 from .server_process import ROOT
 

@@ -12,8 +12,8 @@ import pytest
 import requests
 from PIL import Image
 
-from modules.talkinghead import pose as P
-from modules.talkinghead.templates_store import SETS_DIR_ENV
+from greenroom_modules.talkinghead import pose as P
+from greenroom_modules.talkinghead.templates_store import SETS_DIR_ENV
 
 from .server_process import ROOT, ServerProcess
 

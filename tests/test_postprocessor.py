@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from modules.postprocessor import (DEFAULT_CHAIN, ChainError, Postprocessor, describe_filters, linear_to_rgba8,
+from greenroom_modules.postprocessor import (DEFAULT_CHAIN, ChainError, Postprocessor, describe_filters, linear_to_rgba8,
                                    linear_to_srgb, rgba8_to_linear, srgb_to_linear, validate_chain)
 
 FILTER_NAMES = [f["name"] for f in describe_filters()]

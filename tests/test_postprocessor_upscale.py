@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modules.postprocessor import UPSCALE_METHODS, upscale
-from modules.postprocessor.upscale import upscale_planar
+from greenroom_modules.postprocessor import UPSCALE_METHODS, upscale
+from greenroom_modules.postprocessor.upscale import upscale_planar
 
 
 def sprite() -> np.ndarray:

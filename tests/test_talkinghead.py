@@ -12,9 +12,9 @@ import pytest
 import requests
 from PIL import Image
 
-from modules.talkinghead import pose as P
-from modules.talkinghead.animator import Animator, blink_amount
-from modules.talkinghead.settings import AnimatorSettings, SettingsError, merge_settings
+from greenroom_modules.talkinghead import pose as P
+from greenroom_modules.talkinghead.animator import Animator, blink_amount
+from greenroom_modules.talkinghead.settings import AnimatorSettings, SettingsError, merge_settings
 
 from .server_process import ROOT, ServerProcess
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import requests
 
-from modules.talkinghead import pose as P
-from modules.talkinghead.renderers import _nearest_pair
+from greenroom_modules.talkinghead import pose as P
+from greenroom_modules.talkinghead.renderers import _nearest_pair
 
 from .server_process import ServerProcess
 from .test_talkinghead import FACE, FeedReader, face_difference, frame, rgba, wait_for

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from modules.tts import audio, text, voices
-from modules.tts.backends import FRAME, MAX_TOKENS, SAMPLE_RATE
-from modules.tts.engine import split_tokens, token_times
-from modules.tts.g2p import PhonToken, spoken_text
-from modules.tts.scheduler import Busy, Scheduler
+from greenroom_modules.tts import audio, text, voices
+from greenroom_modules.tts.backends import FRAME, MAX_TOKENS, SAMPLE_RATE
+from greenroom_modules.tts.engine import split_tokens, token_times
+from greenroom_modules.tts.g2p import PhonToken, spoken_text
+from greenroom_modules.tts.scheduler import Busy, Scheduler
 
 KNOWN = ["af_bella", "af_sky", "bm_george"]
 

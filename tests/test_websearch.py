@@ -10,11 +10,11 @@ import types
 import pytest
 from pydantic import Field
 
-import modules.websearch.plugin as websearch_plugin
+import greenroom_modules.websearch.plugin as websearch_plugin
 from greenroom import hookimpl
 from greenroom.app import create_app, host_of
-from modules.websearch.engines import Engine, EngineSettings, Hit, Query
-from modules.websearch.text import html_to_text
+from greenroom_modules.websearch.engines import Engine, EngineSettings, Hit, Query
+from greenroom_modules.websearch.text import html_to_text
 
 from .test_websearch_fakes import BRAVE_KEY, FakeEngines
 

@@ -9,13 +9,13 @@ import time
 
 import pytest
 
-from modules.websearch.cache import TTLCache
-from modules.websearch.duckduckgo import DuckDuckGoEngine, DuckDuckGoSettings, result_url
-from modules.websearch.engines import EngineMalformed, EngineRateLimited, EngineTimeout, Hit, retry_after_s
-from modules.websearch.fetch import HttpClient, RedactQueryStrings
-from modules.websearch.ratelimit import RateLimiter
-from modules.websearch.search import finalise, safe_url
-from modules.websearch.text import clean_snippet, html_to_text, one_line, truncate
+from greenroom_modules.websearch.cache import TTLCache
+from greenroom_modules.websearch.duckduckgo import DuckDuckGoEngine, DuckDuckGoSettings, result_url
+from greenroom_modules.websearch.engines import EngineMalformed, EngineRateLimited, EngineTimeout, Hit, retry_after_s
+from greenroom_modules.websearch.fetch import HttpClient, RedactQueryStrings
+from greenroom_modules.websearch.ratelimit import RateLimiter
+from greenroom_modules.websearch.search import finalise, safe_url
+from greenroom_modules.websearch.text import clean_snippet, html_to_text, one_line, truncate
 
 from .test_websearch_fakes import CAPTCHA_PAGE, ddg_body, fake_results
 

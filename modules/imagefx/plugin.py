@@ -1,4 +1,4 @@
-"""Entry point ``modules.imagefx.plugin``: registers the imagefx module with the host."""
+"""Entry point ``greenroom_modules.imagefx.plugin``: registers the imagefx module with the host."""
 from greenroom import hookimpl
 
 from .module import ImageFx

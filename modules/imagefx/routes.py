@@ -12,9 +12,9 @@ from pydantic import BaseModel
 
 from greenroom import ApiBlueprint, ApiError
 from greenroom.api import binary, parse_model
-from modules.postprocessor import (DEFAULT_CHAIN, UPSCALE_METHODS, ChainError, Postprocessor, describe_filters,
+from greenroom_modules.postprocessor import (DEFAULT_CHAIN, UPSCALE_METHODS, ChainError, Postprocessor, describe_filters,
                                    linear_to_rgba8, rgba8_to_linear)
-from modules.postprocessor.upscale import output_size, upscale_planar
+from greenroom_modules.postprocessor.upscale import output_size, upscale_planar
 
 from .codec import FORMATS, decode_rgba, encode, output_format
 from .schemas import FiltersReply, ProcessParams, UpscaleParams, multipart_body

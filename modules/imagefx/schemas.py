@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modules.postprocessor import MAX_CHAIN_LENGTH, UPSCALE_METHODS
+from greenroom_modules.postprocessor import MAX_CHAIN_LENGTH, UPSCALE_METHODS
 
 CHAIN_DESCRIPTION = ("Filter chain [[filter_name, {param: value}], ...], applied in order; omitted params take "
                      "their defaults. GET /api/imagefx/filters lists every filter and its parameters.")

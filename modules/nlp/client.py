@@ -1,7 +1,7 @@
 """A small Python client for Greenroom's nlp module: analysis on the server, real spaCy Docs here.
 
     import spacy
-    from modules.nlp.client import analyze
+    from greenroom_modules.nlp.client import analyze
     nlp = spacy.blank("en")                      # or your own loaded pipeline (its vocab is used)
     docs = analyze("http://127.0.0.1:5100", ["First text.", "Second one."], vocab=nlp.vocab)
     for sent in docs[0].sents: ...

@@ -11,7 +11,7 @@ MIMETYPES = {"PNG": "image/png", "WEBP": "image/webp", "QOI": "image/qoi", "TGA"
 
 def to_srgb8(frame: np.ndarray) -> np.ndarray:
     """HxWx4 float linear [0,1] -> HxWx4 uint8 sRGB (alpha stays linear), via the postprocessor's table."""
-    from modules.postprocessor import linear_to_rgba8
+    from greenroom_modules.postprocessor import linear_to_rgba8
     return linear_to_rgba8(frame)
 
 

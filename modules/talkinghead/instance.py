@@ -104,7 +104,7 @@ class Instance:
 
     @staticmethod
     def _postprocessor(settings: AnimatorSettings) -> Any:
-        from modules.postprocessor import Postprocessor
+        from greenroom_modules.postprocessor import Postprocessor
         return Postprocessor(settings.postprocessor_chain)
 
 
@@ -261,7 +261,7 @@ class Instance:
         if settings.postprocess_before_upscale:
             out = self._postprocess(out, postprocessor)
         if settings.upscale > 1.0:
-            from modules.postprocessor import upscale
+            from greenroom_modules.postprocessor import upscale
             t0 = time.perf_counter()
             out = np.ascontiguousarray(upscale(out, settings.upscale, settings.upscale_method), dtype=np.float32)
             timers["upscale"].add(time.perf_counter() - t0)
@@ -339,6 +339,6 @@ def _crop(frame: np.ndarray, s: AnimatorSettings) -> np.ndarray:
 
 def chain_is_dynamic(chain: list) -> bool:
     """Whether any filter of the chain changes with time (then every tick is postprocessed anew)."""
-    from modules.postprocessor import describe_filters
+    from greenroom_modules.postprocessor import describe_filters
     dynamic = {f["name"]: f.get("dynamic", True) for f in describe_filters()}
     return any(dynamic.get(step[0], True) for step in chain if isinstance(step, (list, tuple)) and step)

@@ -1,4 +1,4 @@
-"""Entry point of the built-in talkinghead module (``modules.talkinghead.plugin``)."""
+"""Entry point of the built-in talkinghead module (``greenroom_modules.talkinghead.plugin``)."""
 from greenroom import hookimpl
 
 from .module import Talkinghead

@@ -356,7 +356,7 @@ def build_blueprint(module: "Talkinghead") -> ApiBlueprint:  # noqa: C901 - one 
 
     @bp.api("/api/talkinghead/filters", summary="Every postprocessor filter with its parameters (for GUIs)")
     def filters():
-        from modules.postprocessor import describe_filters
+        from greenroom_modules.postprocessor import describe_filters
         return jsonify({"filters": describe_filters()})
 
     # -- pose editor (single poses, named emotion sets): modules/talkinghead/pose_routes.py ------

@@ -23,7 +23,7 @@ Mode = Literal["auto", "full", "low_compute"]
 def _filters_schema(schema: dict[str, Any]) -> None:
     """Put the postprocessor's filter catalogue into the schema so GUIs need no other call."""
     try:
-        from modules.postprocessor import describe_filters
+        from greenroom_modules.postprocessor import describe_filters
         schema["x-filters"] = describe_filters()
     except Exception as exc:  # the schema must never fail because of the optional catalogue
         schema["x-filters-error"] = f"{type(exc).__name__}: {exc}"
@@ -31,7 +31,7 @@ def _filters_schema(schema: dict[str, Any]) -> None:
 
 def _upscale_methods() -> tuple[str, ...]:
     try:
-        from modules.postprocessor import UPSCALE_METHODS
+        from greenroom_modules.postprocessor import UPSCALE_METHODS
         return tuple(UPSCALE_METHODS)
     except Exception:
         return ("bilinear", "bicubic", "lanczos")
@@ -39,7 +39,7 @@ def _upscale_methods() -> tuple[str, ...]:
 
 def _default_chain() -> list:
     try:
-        from modules.postprocessor import DEFAULT_CHAIN
+        from greenroom_modules.postprocessor import DEFAULT_CHAIN
         return json.loads(json.dumps(DEFAULT_CHAIN))
     except Exception:
         return []
@@ -92,7 +92,7 @@ class AnimatorSettings(BaseModel):
     @field_validator("postprocessor_chain")
     @classmethod
     def _chain(cls, value: list) -> list:
-        from modules.postprocessor import ChainError, validate_chain
+        from greenroom_modules.postprocessor import ChainError, validate_chain
         try:
             validate_chain(value)
         except ChainError as exc:
