@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -66,6 +67,18 @@ class Compute:
         return self.device.startswith("cuda")
 
 
+@dataclass(frozen=True)
+class WebPanel:
+    """A tab that a module adds to the web page at ``/ui/``: ``script``, a file in the module's ``web_dir``,
+    is an ES module exporting ``mount(container, context)``. ``id`` names the tab (``/ui/#<id>``); tabs sort
+    by ``order``, then by module name."""
+
+    id: str
+    title: str
+    script: str
+    order: int = 100
+
+
 class Module:
     """Base class of a Greenroom module.
 
@@ -84,6 +97,10 @@ class Module:
     that would mislead SillyTavern: plain ``tts`` makes its XTTS provider call routes that don't exist."""
     Settings: ClassVar[type[ModuleSettings]] = ModuleSettings
     resources: ClassVar[Resources] = Resources()
+    web_dir: ClassVar[Path | None] = None
+    """Static files of the module's web page code, served without the API key at ``/ui/modules/<name>/``."""
+    web_panels: ClassVar[tuple[WebPanel, ...]] = ()
+    """The module's tabs on the web page (scripts in ``web_dir``); every module also gets a settings form."""
 
     def __init__(self, host: "Host", settings: ModuleSettings) -> None:
         self.host = host
