@@ -1,12 +1,16 @@
 """Serving with waitress, sized so that long-lived streams never starve ordinary requests."""
 from __future__ import annotations
 
+import json
 import logging
+import os
 import signal
 from typing import Any
 
 from flask import Flask
+from waitress.channel import HTTPChannel
 from waitress.server import create_server
+from waitress.task import ErrorTask
 from waitress.wasyncore import ExitNow
 
 from .app import host_of
@@ -16,6 +20,47 @@ log = logging.getLogger("greenroom.serve")
 
 class _Stop(ExitNow):
     """Raised by the signal handler; waitress's event loop re-raises ExitNow instead of swallowing it."""
+
+
+class _Signals:
+    """SIGTERM/SIGINT: the first stops gracefully, a second is ignored while that runs (it used to raise out
+    of the shutdown with a traceback), a third leaves at once with exit code 128 + the signal's number."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def __call__(self, signum: int, _frame: Any) -> None:
+        self.received += 1
+        name = signal.Signals(signum).name
+        if self.received == 1:
+            raise _Stop(name)
+        if self.received == 2:
+            log.warning("%s received again while stopping; ignored (a third one exits at once)", name)
+            return
+        log.error("%s received a third time; exiting without finishing the shutdown", name)
+        logging.shutdown()
+        os._exit(128 + signum)
+
+
+class _JsonErrorTask(ErrorTask):
+    """Waitress's own answers (a body over max_request_body_size, a malformed request) as JSON, like every
+    other error."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        message = f"{error.reason}: {error.body}"
+        if error.code == 413:
+            message += " bytes (the server's max_content_length_mb)"
+        body = json.dumps({"error": message}).encode("utf-8")
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _JsonErrorChannel(HTTPChannel):
+    error_task_class = _JsonErrorTask
 
 
 def serve(app: Flask, host: str, port: int) -> None:
@@ -28,10 +73,8 @@ def serve(app: Flask, host: str, port: int) -> None:
                                 # A slow client blocks its stream after ~2 MiB (a few video frames)
                                 # instead of 16 MiB, so feeds drop frames rather than queue them.
                                 outbuf_high_watermark=2 * 2**20)
-
-    def stop(signum: int, _frame: Any) -> None:
-        raise _Stop(signal.Signals(signum).name)
-
+    server.channel_class = _JsonErrorChannel
+    stop = _Signals()
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"Greenroom serving on http://{host}:{server.effective_port} "
