@@ -1,22 +1,28 @@
-"""Plugin discovery: entry points in the ``greenroom.modules`` group, loaded with pluggy.
+"""Plugin discovery, loaded with pluggy: the built-ins by import path, others through entry points.
 
-A plugin that fails to import or whose hook raises is recorded and skipped; it
-never takes the host down. ``GREENROOM_LOAD_PLUGINS`` limits which third-party
-distributions load ("" loads none; "a,b" only those), which is how the test
-suite keeps plugins installed on the machine out of its runs.
+The built-in modules are imported from ``DEFAULT_PLUGINS`` (as llm and datasette do), so a plain
+checkout runs without being pip-installed and a new built-in needs no reinstall; their entry points
+in the ``greenroom.modules`` group are skipped rather than registered twice. A plugin that fails to
+import or whose hook raises is recorded and skipped; it never takes the host down.
+``GREENROOM_LOAD_PLUGINS`` limits which third-party distributions load ("" loads none; "a,b" only
+those), which is how the test suite keeps plugins installed on the machine out of its runs.
 """
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import logging
 import os
+import sys
 import traceback
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import pluggy
 
-from . import hookspecs
+from . import __version__, hookspecs
 from .module import Module
 
 log = logging.getLogger("greenroom.plugins")
@@ -24,6 +30,30 @@ log = logging.getLogger("greenroom.plugins")
 ENTRY_POINT_GROUP = "greenroom.modules"
 BUILTIN_DISTRIBUTION = "greenroom"
 LOAD_PLUGINS_ENV = "GREENROOM_LOAD_PLUGINS"
+BUILTIN_PACKAGE = "greenroom_modules"
+DEFAULT_PLUGINS = tuple(f"{BUILTIN_PACKAGE}.{name}.plugin"
+                        for name in ("talkinghead", "imagefx", "tts", "classify", "embeddings", "nlp", "websearch"))
+
+
+def import_builtin_package() -> None:
+    """Make ``greenroom_modules`` importable in a checkout that was never pip-installed.
+
+    An installed Greenroom (wheel or editable) maps the repository's ``modules/`` folder to the
+    package ``greenroom_modules``; a plain checkout has only the folder. When the name does not
+    resolve and a ``modules/`` package sits beside this ``greenroom`` package, that folder is
+    imported under the package's name, and its submodules then resolve through its ``__path__``.
+    """
+    if BUILTIN_PACKAGE in sys.modules or importlib.util.find_spec(BUILTIN_PACKAGE) is not None:
+        return
+    folder = Path(__file__).resolve().parent.parent / "modules"
+    if not (folder / "__init__.py").is_file():
+        return
+    spec = importlib.util.spec_from_file_location(BUILTIN_PACKAGE, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    assert spec is not None and spec.loader is not None
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[BUILTIN_PACKAGE] = package
+    spec.loader.exec_module(package)
 
 
 @dataclass
@@ -68,22 +98,30 @@ class PluginRegistry:
         self.plugins: dict[str, PluginInfo] = {}
 
     def discover(self) -> None:
+        import_builtin_package()
+        for path in DEFAULT_PLUGINS:
+            self._load(path.split(".")[1], BUILTIN_DISTRIBUTION, __version__, True,
+                       lambda path=path: importlib.import_module(path))
         allowed = allowed_distributions()
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.value in DEFAULT_PLUGINS:  # registered above
+                continue
             dist = ep.dist.name if ep.dist else "unknown"
             builtin = _normalise(dist) == BUILTIN_DISTRIBUTION
             if not builtin and allowed is not None and _normalise(dist) not in allowed:
                 log.debug("skipping plugin %s from %s (%s)", ep.name, dist, LOAD_PLUGINS_ENV)
                 continue
-            version = ep.dist.version if ep.dist else "?"
-            try:
-                obj = ep.load()
-            except Exception as exc:  # a broken plugin must never stop the host
-                log.error("plugin %s (%s) failed to import: %s", ep.name, dist, _short_error(exc))
-                log.debug("%s", traceback.format_exc())
-                self.plugins[ep.name] = PluginInfo(ep.name, dist, version, builtin, _short_error(exc))
-                continue
-            self.add(obj, ep.name, dist, version, builtin)
+            self._load(ep.name, dist, ep.dist.version if ep.dist else "?", builtin, ep.load)
+
+    def _load(self, name: str, dist: str, version: str, builtin: bool, load: Callable[[], Any]) -> None:
+        try:
+            obj = load()
+        except Exception as exc:  # a broken plugin must never stop the host
+            log.error("plugin %s (%s) failed to import: %s", name, dist, _short_error(exc))
+            log.debug("%s", traceback.format_exc())
+            self.plugins[name] = PluginInfo(name, dist, version, builtin, _short_error(exc))
+            return
+        self.add(obj, name, dist, version, builtin)
 
     def add(self, obj: Any, name: str, distribution: str = "<test>", version: str = "0",
             builtin: bool = False) -> None:

@@ -21,17 +21,18 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """A running ``server.py``; ``url`` is its base URL. Stop with :meth:`stop` (SIGTERM)."""
+    """A running ``server.py`` (or another ``command``); ``url`` is its base URL. Stop with :meth:`stop` (SIGTERM)."""
 
     def __init__(self, args: list[str], env: dict[str, str] | None = None, startup_timeout: float = 300,
-                 log_path: Path | None = None) -> None:
+                 log_path: Path | None = None, command: list[str] | None = None, cwd: Path = ROOT) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.log_path = log_path or Path(os.environ.get("TMPDIR", "/tmp")) / f"greenroom-{self.port}.log"
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "--port", str(self.port), *args],
-                                     cwd=ROOT, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+        command = command or [sys.executable, str(ROOT / "server.py")]
+        self.proc = subprocess.Popen([*command, "--port", str(self.port), *args],
+                                     cwd=cwd, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
         self._wait_ready(startup_timeout)
 
     def _wait_ready(self, timeout: float) -> None:
