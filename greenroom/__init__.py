@@ -1,15 +1,25 @@
-"""Greenroom: a pluggable, SillyTavern-Extras-compatible module host."""
+"""Greenroom: a pluggable, SillyTavern-Extras-compatible module host.
+
+``import greenroom`` stays free of Flask, so a module's library code can import the small host types
+(``Module``, settings, errors) cheaply. The Flask side (``ApiBlueprint``, ``json_body``, ``create_app``)
+is imported on first use.
+"""
+from typing import Any
+
+from .errors import ApiError, BadRequest, Busy, Error, Invalid, NotFound
+from .hookspecs import hookimpl, hookspec
+from .module import Compute, ComputeSettings, Module, ModuleSettings, Resources, load_time_field
+
 __version__ = "0.1.0"
-
-from .api import ApiBlueprint, ApiError, json_body  # noqa: E402
-from .hookspecs import hookimpl  # noqa: E402
-from .module import Compute, ComputeSettings, Module, ModuleSettings, Resources, load_time_field  # noqa: E402
-
-__all__ = ["ApiBlueprint", "ApiError", "Compute", "ComputeSettings", "Module", "ModuleSettings", "Resources",
-           "hookimpl", "json_body", "load_time_field", "create_app"]
+__all__ = ["ApiBlueprint", "ApiError", "BadRequest", "Busy", "Compute", "ComputeSettings", "Error", "Invalid",
+           "Module", "ModuleSettings", "NotFound", "Resources", "create_app", "hookimpl", "hookspec", "json_body",
+           "load_time_field"]
+_FLASK_SIDE = {"ApiBlueprint": "api", "json_body": "api", "create_app": "app"}
 
 
-def create_app(*args, **kwargs):
-    """See :func:`greenroom.app.create_app` (imported lazily so plugins can import greenroom cheaply)."""
-    from .app import create_app as factory
-    return factory(*args, **kwargs)
+def __getattr__(name: str) -> Any:
+    """``ApiBlueprint``, ``json_body`` and ``create_app`` load Flask only when asked for."""
+    if name not in _FLASK_SIDE:
+        raise AttributeError(f"module 'greenroom' has no attribute '{name}'")
+    from importlib import import_module
+    return getattr(import_module(f"greenroom.{_FLASK_SIDE[name]}"), name)

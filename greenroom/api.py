@@ -7,51 +7,24 @@ that document them.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable
 
 from flask import Blueprint, request
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import RequestEntityTooLarge
+
+from .errors import BadRequest, contained_base_exceptions, describe_validation_error, validation_details
 
 JSON_MAX_DEPTH = 64
-
-
-class ApiError(Exception):
-    """An error answered as ``{"error": message, ...extra}`` with ``status``."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra
-
-    def body(self) -> dict[str, Any]:
-        return {"error": self.message, **self.extra}
-
-
-def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
-    """One line per problem, each naming the field path: ``text: Field required``."""
-    lines = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "body"
-        lines.append(f"{prefix}{loc}: {err['msg']}")
-    return "; ".join(lines)
-
-
-def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
-    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
 
 
 def _fix_surrogates(value: Any, depth: int = 0) -> Any:
     """Replace lone UTF-16 surrogates (legal in JSON escapes, fatal to encoders) with U+FFFD."""
     if depth > JSON_MAX_DEPTH:
-        raise ApiError(400, f"JSON nested deeper than {JSON_MAX_DEPTH} levels")
+        raise BadRequest(f"JSON nested deeper than {JSON_MAX_DEPTH} levels")
     if isinstance(value, str):
         try:
             value.encode("utf-8")
@@ -70,22 +43,19 @@ def json_body(default: Any = None) -> Any:
 
     An empty body gives ``default``; anything unparseable is a 400 that says so.
     """
-    try:
-        raw = request.get_data(cache=True)
-    except RequestEntityTooLarge:
-        raise
+    raw = request.get_data(cache=True)
     if not raw.strip():
         return default
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ApiError(400, f"request body is not valid UTF-8 (byte {exc.start})") from None
+        raise BadRequest(f"request body is not valid UTF-8 (byte {exc.start})") from None
     try:
         data = json.loads(text)
     except RecursionError:
-        raise ApiError(400, "JSON body is nested too deeply") from None
+        raise BadRequest("JSON body is nested too deeply") from None
     except ValueError as exc:
-        raise ApiError(400, f"request body is not valid JSON: {exc}") from None
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
     return _fix_surrogates(data)
 
 
@@ -94,29 +64,11 @@ def parse_model(model: type[BaseModel], data: Any, where: str = "") -> BaseModel
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ApiError(400, f"{where or 'request body'} must be a JSON object")
+        raise BadRequest(f"{where or 'request body'} must be a JSON object")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(400, describe_validation_error(exc), details=validation_details(exc)) from None
-
-
-class RequestAborted(RuntimeError):
-    """A SystemExit, KeyboardInterrupt or bare BaseException raised by module code while serving a request.
-
-    Flask and waitress handle only ``Exception``: anything else left the client waiting with no answer
-    until the connection timed out. As a RuntimeError it becomes an ordinary 500 (or ends a stream).
-    """
-
-
-@contextlib.contextmanager
-def contained_base_exceptions() -> Iterator[None]:
-    try:
-        yield
-    except (Exception, GeneratorExit):
-        raise
-    except BaseException as exc:
-        raise RequestAborted(f"{type(exc).__name__} raised while serving a request") from exc
+        raise BadRequest(describe_validation_error(exc), details=validation_details(exc)) from None
 
 
 @dataclass

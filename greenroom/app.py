@@ -13,8 +13,9 @@ from flask import Flask, current_app, jsonify, render_template, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import __version__, http, webui
-from .api import ApiBlueprint, ApiError
+from .api import ApiBlueprint
 from .config import HostConfig
+from .errors import Error, NotFound
 from .host import Host
 from .openapi import build_openapi
 from .plugins import PluginRegistry
@@ -132,7 +133,7 @@ def core_blueprint() -> ApiBlueprint:
         host = host_of()
         rec = _record(host, name)
         if rec.state != "loaded":
-            raise ApiError(409, f"module '{name}' is {rec.state}; settings can change only while it runs")
+            raise Error(409, f"module '{name}' is {rec.state}; settings can change only while it runs")
         new = host.update_settings(rec.name, body.model_dump())
         return jsonify({"module": rec.name, "values": new.model_dump(mode="json")})
 
@@ -166,7 +167,7 @@ def core_blueprint() -> ApiBlueprint:
 def _record(host: Host, name: str):
     canonical = host.canonical_name(name)
     if canonical is None:
-        raise ApiError(404, f"no module named '{name}'; installed: {', '.join(host.available_names())}")
+        raise NotFound(f"no module named '{name}'; installed: {', '.join(host.available_names())}")
     return host.records[canonical]
 
 
@@ -184,9 +185,9 @@ def _guard(bp: ApiBlueprint, host: Host, name: str) -> None:
     def _module_state():
         rec = host.records[name]
         if name not in host.enabled:
-            raise ApiError(403, f"Module '{name}' not enabled in config")
+            raise Error(403, f"Module '{name}' not enabled in config")
         if rec.state != "loaded":
-            raise ApiError(503, f"module '{name}' is {rec.state}: {rec.error or 'not ready'}")
+            raise Error(503, f"module '{name}' is {rec.state}: {rec.error or 'not ready'}")
 
 
 def create_app(config: HostConfig | None = None, plugins: Iterable[tuple[str, Any]] = (),

@@ -10,8 +10,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 from pydantic import ValidationError
 
-from .api import ApiError, contained_base_exceptions
 from .config import ConfigError, HostConfig, validate_module_settings
+from .errors import Busy, Invalid, contained_base_exceptions, describe_validation_error, validation_details
 from .module import Compute, Module, ModuleSettings
 from .plugins import PluginRegistry
 from .resources import LoadMeter, choose_compute, cpu_fallback
@@ -67,8 +67,7 @@ class StreamSlots:
     def acquire(self) -> None:
         with self._lock:
             if self.open >= self.limit:
-                raise ApiError(503, f"too many open streams (limit {self.limit}); close one and retry",
-                               headers={"Retry-After": "5"})
+                raise Busy(f"too many open streams (limit {self.limit}); close one and retry")
             self.open += 1
 
     def release(self) -> None:
@@ -229,13 +228,12 @@ class Host:
         frozen = [k for k in changes if k in current.load_time_fields()
                   and changes[k] != getattr(current, k)]
         if frozen:
-            raise ApiError(422, f"{', '.join(frozen)}: applies at load time only; set it in plugins.toml "
-                                "and restart", details=[{"loc": [k], "msg": "load-time setting"} for k in frozen])
+            raise Invalid(f"{', '.join(frozen)}: applies at load time only; set it in plugins.toml and restart",
+                          details=[{"loc": [k], "msg": "load-time setting"} for k in frozen])
         try:
             new = type(current).model_validate({**current.model_dump(), **changes})
         except ValidationError as exc:
-            from .api import describe_validation_error, validation_details
-            raise ApiError(422, describe_validation_error(exc), details=validation_details(exc)) from None
+            raise Invalid(describe_validation_error(exc), details=validation_details(exc)) from None
         rec.instance.apply_settings(new)
         return new
 

@@ -11,12 +11,11 @@ from flask import Flask, Response, g, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from .api import ApiError, describe_validation_error
+from .errors import BadRequest, Error, describe_validation_error
 
 log = logging.getLogger("greenroom.http")
 
 PREFLIGHT_METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
-INVALID_KEY_BODY = {"error": "401: Invalid API key"}
 _SLASHES = re.compile(r"/{2,}")
 
 
@@ -33,11 +32,21 @@ class CollapseSlashes:
         return self.app(environ, start_response)
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
-    response = jsonify({"error": message, **extra})
-    response.status_code = status
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
+def greenroom_error(exc: Error) -> dict[str, Any]:
+    return exc.body()
+
+
+ERROR_SHAPES: dict[str, Callable[[Error], dict[str, Any]]] = {"/": greenroom_error}
+"""The body of an error answer by route prefix, longest first: the one place where a family of routes
+(an OpenAI-compatible ``/v1``, say) can answer errors in its own contract's shape."""
+
+
+def error_response(exc: Error) -> Response:
+    """Every error the server answers passes here: the shape chosen by path, then status and headers."""
+    prefix = max((p for p in ERROR_SHAPES if request.path.startswith(p)), key=len, default="/")
+    response = jsonify(ERROR_SHAPES[prefix](exc))
+    response.status_code = exc.status
+    response.headers.update(exc.headers)
     return response
 
 
@@ -63,9 +72,7 @@ def install(app: Flask, api_key: str | None, exempt: set[str], access_log: bool 
             return Response(status=200)
         if api_key is not None and request.endpoint not in exempt:
             if not key_matches(request.headers.get("Authorization", ""), api_key):
-                response = jsonify(INVALID_KEY_BODY)
-                response.status_code = 401
-                return response
+                return error_response(Error(401, "401: Invalid API key"))  # SillyTavern-Extras' words
         return None
 
     @app.after_request
@@ -90,13 +97,13 @@ def install(app: Flask, api_key: str | None, exempt: set[str], access_log: bool 
                      request.content_length or 0, elapsed * 1000)
         return response
 
-    @app.errorhandler(ApiError)
-    def _api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.message, exc.headers, **exc.extra)
+    @app.errorhandler(Error)
+    def _error(exc: Error) -> Response:
+        return error_response(exc)
 
     @app.errorhandler(ValidationError)
     def _validation_error(exc: ValidationError) -> Response:
-        return error_response(400, describe_validation_error(exc))
+        return error_response(BadRequest(describe_validation_error(exc)))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | HTTPException:
@@ -106,12 +113,10 @@ def install(app: Flask, api_key: str | None, exempt: set[str], access_log: bool 
                    405: f"method {request.method} not allowed for {request.path}",
                    413: f"request body too large (limit {app.config.get('MAX_CONTENT_LENGTH')} bytes)",
                    }.get(exc.code, exc.description or exc.name)
-        response = error_response(exc.code, message)
-        if exc.code == 405:
-            response.headers["Allow"] = exc.get_response().headers.get("Allow", "")
-        return response
+        allow = exc.get_response().headers.get("Allow", "") if exc.code == 405 else None
+        return error_response(Error(exc.code, message, headers={"Allow": allow} if allow is not None else None))
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(500, f"internal error ({type(exc).__name__}); see the server log")
+        return error_response(Error(500, f"internal error ({type(exc).__name__}); see the server log"))

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import BeforeValidator
 
-from .api import ApiError
+from .errors import BadRequest
 
 
 def text_batch(value: str | list[str], field: str, max_items: int, max_chars: int) -> tuple[list[str], bool]:
@@ -13,14 +13,14 @@ def text_batch(value: str | list[str], field: str, max_items: int, max_chars: in
     single = isinstance(value, str)
     texts = [value] if single else list(value)
     if not texts:
-        raise ApiError(400, f"{field}: the list is empty; send at least one string")
+        raise BadRequest(f"{field}: the list is empty; send at least one string")
     if len(texts) > max_items:
-        raise ApiError(400, f"{field}: {len(texts)} items is more than the limit of {max_items}",
+        raise BadRequest(f"{field}: {len(texts)} items is more than the limit of {max_items}",
                        limit=max_items)
     for i, text in enumerate(texts):
         if len(text) > max_chars:
             where = field if single else f"{field}[{i}]"
-            raise ApiError(400, f"{where}: {len(text)} characters is more than the limit of {max_chars}",
+            raise BadRequest(f"{where}: {len(text)} characters is more than the limit of {max_chars}",
                            limit=max_chars)
     return texts, single
 

@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import types
 
 import pytest
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from greenroom import ApiBlueprint, ComputeSettings, Module, ModuleSettings, Resources, hookimpl, load_time_field
+from greenroom import ApiBlueprint, Busy, ComputeSettings, Module, ModuleSettings, Resources, hookimpl, load_time_field
 from greenroom.app import create_app
 from greenroom.config import ConfigError, read_config_file
-from greenroom.http import key_matches
+from greenroom.http import ERROR_SHAPES, key_matches
 from greenroom.module import Compute
 from greenroom.plugins import allowed_distributions
 from greenroom.resources import choose_compute
@@ -50,6 +52,10 @@ class Echo(Module):
         @bp.api("/api/echo/boom", summary="Always fails")
         def boom():
             raise RuntimeError("kaboom")
+
+        @bp.api("/api/echo/busy", summary="A domain error, raised far from Flask")
+        def busy():
+            raise Busy("echo is full", retry_after=7, queue=3)
 
         return bp
 
@@ -313,6 +319,24 @@ def test_unexpected_error_is_json_500_and_server_continues(app_with):
     assert client.get("/api/modules").status_code == 200
 
 
+def test_domain_errors_map_to_http_once(app_with, monkeypatch):
+    client = app_with().test_client()
+    reply = client.get("/api/echo/busy")
+    assert reply.status_code == 503 and reply.headers["Retry-After"] == "7"
+    assert reply.json == {"error": "echo is full", "queue": 3}
+    monkeypatch.setitem(ERROR_SHAPES, "/api/echo/", lambda exc: {"detail": exc.message, "code": exc.status})
+    assert client.get("/api/echo/busy").json == {"detail": "echo is full", "code": 503}
+    assert client.get("/api/nothing").json == {"error": "not found: /api/nothing"}
+
+
+def test_import_greenroom_loads_no_flask():
+    code = ("import sys, greenroom, greenroom.errors, greenroom.module; "
+            "assert 'flask' not in sys.modules, 'greenroom imported flask'; "
+            "assert callable(greenroom.create_app) and 'flask' in sys.modules")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+
 def test_errors_are_json(app_with):
     client = app_with().test_client()
     assert client.get("/api/nothing").json == {"error": "not found: /api/nothing"}
@@ -347,10 +371,12 @@ def test_generated_key_file_is_private(app_with, tmp_path):
 
 def test_openapi_covers_every_served_route(app_with):
     from openapi_spec_validator import validate
+
+    from greenroom.api import openapi_path
     app = app_with(secure=True)
     doc = app.test_client().get("/openapi.json").json
     validate(doc)
-    served = {rule.rule.replace("<name>", "{name}") for rule in app.url_map.iter_rules()
+    served = {openapi_path(rule.rule)[0] for rule in app.url_map.iter_rules()
               if rule.endpoint != "static" and not rule.endpoint.startswith("failing.")}
     assert served == set(doc["paths"])
     echo = doc["paths"]["/api/echo"]["post"]

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from greenroom import ApiError
+from greenroom.errors import BadRequest, Error
 
 FORMATS: dict[str, tuple[str, str]] = {
     "png": ("PNG", "image/png"),
@@ -30,33 +30,33 @@ def output_format(name: str) -> str:
     """The canonical format name for ``name`` (case-insensitive), or 400 naming the field."""
     key = ALIASES.get(name.lower(), name.lower())
     if key not in FORMATS:
-        raise ApiError(400, f"format: unknown image format '{name:.40}'; choose one of {', '.join(FORMATS)}",
-                       field="format")
+        raise BadRequest(f"format: unknown image format '{name:.40}'; choose one of {', '.join(FORMATS)}",
+                         field="format")
     return key
 
 
 def decode_rgba(data: bytes, max_pixels: int) -> np.ndarray:
     """An uploaded image as uint8 HxWx4 RGBA; 400 if unreadable, 413 if larger than ``max_pixels``."""
     if not data:
-        raise ApiError(400, "file: the uploaded image is empty", field="file")
+        raise BadRequest("file: the uploaded image is empty", field="file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
             width, height = img.size
             if width * height > max_pixels:
-                raise ApiError(413, f"file: image is {width} x {height} = {width * height} pixels; "
-                                    f"the limit is {max_pixels}", field="file", width=width, height=height)
+                raise Error(413, f"file: image is {width} x {height} = {width * height} pixels; "
+                                 f"the limit is {max_pixels}", field="file", width=width, height=height)
             img.load()
-    except ApiError:
+    except Error:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ApiError(413, f"file: image too large to decode ({exc})", field="file") from None
+        raise Error(413, f"file: image too large to decode ({exc})", field="file") from None
     except Exception as exc:  # Pillow raises many types for corrupt or unknown data
-        raise ApiError(400, f"file: not an image this server can read ({type(exc).__name__})",
-                       field="file") from None
+        raise BadRequest(f"file: not an image this server can read ({type(exc).__name__})",
+                         field="file") from None
     if width < 1 or height < 1:
-        raise ApiError(400, "file: image has no pixels", field="file")
+        raise BadRequest("file: image has no pixels", field="file")
     return np.asarray(img.convert("RGBA"))
 
 

@@ -6,7 +6,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from greenroom import ApiError
+from greenroom.errors import BadRequest
 
 log = logging.getLogger("greenroom.nlp")
 
@@ -58,8 +58,8 @@ class SpacyPipeline:
             return self.default_pipes
         unknown = [p for p in pipes if p not in self.components]
         if unknown:
-            raise ApiError(400, f"pipes: unknown component(s) {', '.join(map(repr, unknown))}; "
-                                f"this pipeline has {', '.join(self.components)}", components=self.components)
+            raise BadRequest(f"pipes: unknown component(s) {', '.join(map(repr, unknown))}; "
+                             f"this pipeline has {', '.join(self.components)}", components=self.components)
         wanted = set(pipes)
         while True:
             more = {dep for name in wanted for dep in self._needs(name)} - wanted

@@ -7,7 +7,7 @@ import re
 import threading
 from typing import Any
 
-from greenroom import ApiBlueprint, ApiError, Compute, Module, ModuleSettings, Resources
+from greenroom import ApiBlueprint, Compute, Invalid, Module, ModuleSettings, Resources
 
 from .engines import Engine
 from .fetch import HttpClient, install_log_redaction
@@ -25,7 +25,7 @@ def collect_engines(host: Any) -> tuple[dict[str, type[Engine]], dict[str, str]]
     origin: dict[str, str] = {}
     for plugin, cls in sorted(found, key=lambda pc: pc[0] not in builtin):
         name = getattr(cls, "name", None)
-        if not isinstance(name, str) or not re.match(ENGINE_NAME, name) or name == AUTO:
+        if not isinstance(name, str) or not re.fullmatch(ENGINE_NAME, name) or name == AUTO:
             log.error("plugin %s registered engine %r with an invalid name %r", plugin, cls.__name__, name)
         elif name in classes:
             log.error("plugin %s registered engine '%s', already provided by plugin %s; ignored",
@@ -82,7 +82,7 @@ class WebSearch(Module):
         try:
             searcher = self._build(settings)
         except SettingsProblem as exc:
-            raise ApiError(422, str(exc)) from None
+            raise Invalid(str(exc)) from None
         with self._swap_lock:
             old, self.searcher, self.settings = self.searcher, searcher, settings
         if old is not None:

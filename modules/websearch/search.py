@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Hashable
 from urllib.parse import quote_plus, urlsplit
 
-from greenroom import ApiError
+from greenroom.errors import BadRequest, Error
 
 from .cache import TTLCache
 from .engines import Engine, EngineError, Hit, Query
@@ -86,10 +86,10 @@ def normalise_query(text: str, max_chars: int) -> str:
     """One line of text, or a 400 naming the field."""
     query = one_line(text)
     if not query:
-        raise ApiError(400, "query: must not be empty")
+        raise BadRequest("query: must not be empty")
     if len(query) > max_chars:
-        raise ApiError(400, f"query: {len(query)} characters, more than the limit of {max_chars} "
-                            "(setting max_query_chars)", limit=max_chars)
+        raise BadRequest(f"query: {len(query)} characters, more than the limit of {max_chars} "
+                         "(setting max_query_chars)", limit=max_chars)
     return query
 
 
@@ -145,16 +145,16 @@ class Searcher:
         first = [target] if target in self.usable else self.usable[:1]
         rest = [n for n in self.usable if n not in first] if self.settings.fallback else []
         if not first:
-            raise ApiError(503, "no search engine is configured; see modules/websearch/README.md")
+            raise Error(503, "no search engine is configured; see modules/websearch/README.md")
         return first + rest
 
     def _check_available(self, name: str) -> None:
         if name not in self.engines:
-            raise ApiError(400, f"engine: unknown engine '{name}'; use one of: {', '.join(self.accepted_names())}")
+            raise BadRequest(f"engine: unknown engine '{name}'; use one of: {', '.join(self.accepted_names())}")
         if name not in self.usable:
             why = self.engines[name].problem() or "not listed in the 'engines' setting"
-            raise ApiError(400, f"engine: '{name}' is not available: {why}; usable engines: "
-                                f"{', '.join(self.usable) or '(none)'}")
+            raise BadRequest(f"engine: '{name}' is not available: {why}; usable engines: "
+                             f"{', '.join(self.usable) or '(none)'}")
 
     def accepted_names(self) -> list[str]:
         return [AUTO, *SILLYTAVERN_NAMES, *(n for n in self.engines if n not in SILLYTAVERN_NAMES)]
@@ -256,7 +256,7 @@ def _without_query(message: str, query: str) -> str:
     return message
 
 
-def all_failed(failures: list[Failure]) -> ApiError:
+def all_failed(failures: list[Failure]) -> Error:
     """504 when every engine timed out, else 502; Retry-After when every one asked us to wait."""
     kinds = {f.kind for f in failures}
     status = 504 if kinds == {"timeout"} else 502
@@ -264,6 +264,6 @@ def all_failed(failures: list[Failure]) -> ApiError:
     names = ", ".join(f"'{f.engine}'" for f in failures)
     waits = [f.retry_after for f in failures if f.retry_after]
     headers = {"Retry-After": str(math.ceil(min(waits)))} if kinds == {"rate_limited"} and waits else None
-    return ApiError(status, f"search engine {names} failed: {failures[0].message}" if len(failures) == 1
-                    else f"all search engines failed ({names}): {detail}",
-                    headers=headers, engine=failures[0].engine, failures=[f.as_dict() for f in failures])
+    return Error(status, f"search engine {names} failed: {failures[0].message}" if len(failures) == 1
+                 else f"all search engines failed ({names}): {detail}",
+                 headers=headers, engine=failures[0].engine, failures=[f.as_dict() for f in failures])

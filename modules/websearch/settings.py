@@ -9,7 +9,7 @@ from pydantic import Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from greenroom import ModuleSettings
-from greenroom.api import describe_validation_error
+from greenroom.errors import describe_validation_error
 
 from .brave import BraveEngine
 from .duckduckgo import DuckDuckGoEngine
