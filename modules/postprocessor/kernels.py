@@ -40,6 +40,20 @@ def mix_toward(planes: np.ndarray, target: np.ndarray, weight: np.ndarray | floa
         planes[c] += tmp
 
 
+def gain(rgb: np.ndarray, factor: np.ndarray | float, tmp: np.ndarray) -> None:
+    """RGB *= factor in place, where gains above 1 roll off toward white instead of clipping.
+
+    ``x * g / (1 + (g - 1) * x)`` for g > 1: white stays white and bright detail keeps
+    its contrast. ``factor`` is a scalar or broadcasts against a plane (e.g. one gain per row)."""
+    factor = np.asarray(factor, np.float32)
+    knee = np.maximum(factor - np.float32(1.0), np.float32(0.0))
+    for plane in rgb:
+        np.multiply(plane, knee, out=tmp)
+        tmp += np.float32(1.0)
+        plane *= factor
+        plane /= tmp
+
+
 def premultiply(planes: np.ndarray) -> None:
     """RGB *= A (straight -> premultiplied alpha)."""
     planes[:3] *= planes[3]

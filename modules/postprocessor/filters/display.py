@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from .. import kernels as K
 from ..context import Context
 from ..params import Bool, Choice, Float, Int
 from ..registry import register
@@ -31,8 +32,7 @@ def banding(planes: np.ndarray, ctx: Context, strength: float, density: float, s
     _, h, _ = planes.shape
     y = (np.arange(h, dtype=np.float64) - speed * ctx.frame_no) / h
     factor = (1.0 + strength * (np.sin(math.pi * density * y) ** 2 - 0.5)).astype(np.float32)
-    planes[:3] *= factor[None, :, None]
-    np.minimum(planes[:3], 1.0, out=planes[:3])
+    K.gain(planes[:3], factor[:, None], ctx.scratch(1)[0])  # bright bands roll off: skin keeps its detail
 
 
 @register("scanlines", dynamic=True, order=13.0, params=[

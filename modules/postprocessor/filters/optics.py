@@ -52,44 +52,52 @@ def blur(planes: np.ndarray, ctx: Context, sigma: float) -> None:
 
 
 @register("bloom", dynamic=False, order=0.0, params=[
-    Float("threshold", 0.56, 0.0, 1.0, "Luminance above which pixels start to glow."),
-    Float("strength", 0.6, 0.0, 2.0, "How bright the glow is added."),
+    Float("threshold", 0.8, 0.0, 1.0, "Linear luminance above which pixels start to glow (fully 0.1 above it); "
+          "0.8 is light skin, lower makes a face glow."),
+    Float("strength", 0.3, 0.0, 2.0, "How bright the glow is added."),
     Float("sigma", 7.0, 0.5, 32.0, "Glow radius in pixels."),
-    Float("exposure", 1.0, 0.1, 5.0, "Overall brightness multiplier before the glow is added; 1 keeps it."),
+    Float("exposure", 1.0, 0.1, 5.0, "Brightness multiplier before the glow is added (above 1 highlights roll "
+          "off instead of clipping); 1 keeps it."),
 ])
 def bloom(planes: np.ndarray, ctx: Context, threshold: float, strength: float, sigma: float,
           exposure: float) -> None:
     """Fake HDR glow: bright parts bleed light into their surroundings, also past the silhouette.
 
-    The glow is computed on a reduced copy (it is smooth anyway) and added as light:
-    where it spills onto transparent pixels it raises their alpha."""
+    The glow is added as light and the sum is tone-mapped with ``1 - exp(-x)`` (the frame is first
+    taken back through the inverse curve, so without glow it is unchanged): bright areas glow but
+    never clip to flat white, and a face keeps its eyes and lines. Where the glow spills onto
+    transparent pixels it raises their alpha. The glow is computed on a reduced copy (it is smooth)."""
     _, h, w = planes.shape
+    if exposure != 1.0:
+        K.gain(planes[:3], exposure, ctx.scratch(1)[0])
     factor = max(1, K.pyramid_factor(sigma, (h, w)))
     small = [K.downsample(np.multiply(planes[c], planes[3], out=ctx.scratch(1)[0]), factor) for c in range(3)]
     y = small[0] * np.float32(0.2126) + small[1] * np.float32(0.7152) + small[2] * np.float32(0.0722)
     # soft knee: the glow fades in over 0.1 above the threshold instead of switching on
     weight = np.clip((y - np.float32(threshold)) / np.float32(0.1), 0.0, 1.0)
     rest = math.sqrt(max(sigma * sigma - factor * factor / 4.0, 0.25)) / factor
-    glow_max = None
-    for c in range(3):
+    for c in range(3):  # each channel's transmittance exp(-strength * glow): the tone-mapped glow is 1 - it
         small[c] *= weight
         K.ndimage.gaussian_filter(small[c], rest, output=small[c], mode="constant", truncate=3.0)
-        small[c] *= np.float32(strength)
-        glow_max = small[c].copy() if glow_max is None else np.maximum(glow_max, small[c], out=glow_max)
-    if exposure != 1.0:
-        planes[:3] *= np.float32(exposure)
-    glow, tmp, tmp2, alpha, inv = ctx.scratch(5)
-    # premultiplied sum of the frame and the glow: P = C*a + G; a' = max(a, max(G)); C' = P / a'
-    K.upsample_into(np.minimum(glow_max, 1.0, out=glow_max), alpha, tmp, tmp2)
-    np.maximum(alpha, planes[3], out=alpha)
+        small[c] *= np.float32(-strength)
+        np.exp(small[c], out=small[c])
+    darkest = np.minimum(np.minimum(small[0], small[1]), small[2])
+    transmit, tmp, tmp2, alpha, inv = ctx.scratch(5)
+    # Premultiplied, the frame P = C*a and the glow combine as P' = 1 - (1 - P) * T (a screen in the
+    # tone-mapped domain), the alpha as a' = 1 - (1 - a) * min(T); then P' <= a', so C' = P' / a' <= 1.
+    K.upsample_into(darkest, alpha, tmp, tmp2)
+    np.subtract(1.0, planes[3], out=inv)
+    alpha *= inv
+    np.subtract(1.0, alpha, out=alpha)
     np.maximum(alpha, K.EPS, out=inv)
     np.reciprocal(inv, out=inv)
     for c in range(3):
-        K.upsample_into(small[c], glow, tmp, tmp2)
+        K.upsample_into(small[c], transmit, tmp, tmp2)
         planes[c] *= planes[3]
-        planes[c] += glow
+        np.subtract(1.0, planes[c], out=planes[c])
+        planes[c] *= transmit
+        np.subtract(1.0, planes[c], out=planes[c])
         planes[c] *= inv
-        np.minimum(planes[c], 1.0, out=planes[c])
     np.copyto(planes[3], alpha)
 
 
