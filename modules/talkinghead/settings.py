@@ -136,9 +136,17 @@ def server_defaults(path: Path | None = None) -> dict[str, Any]:
 
 
 def merge_settings(defaults: dict[str, Any], changes: dict[str, Any]) -> tuple[AnimatorSettings, list[str]]:
-    """``changes`` over ``defaults``: unknown keys are dropped with a warning, bad values rejected by name."""
+    """``changes`` over ``defaults``: unknown keys are dropped with a warning, bad values rejected by name.
+
+    Old (SillyTavern-Extras) filter names in the chain are translated and unknown filters or parameters
+    dropped, each with a warning, so an old ``_animator.json`` still loads.
+    """
+    from greenroom_modules.postprocessor.legacy import translate_chain
     known = AnimatorSettings.model_fields
     warnings = [f"unknown setting '{k}' ignored" for k in changes if k not in known]
+    if "postprocessor_chain" in changes:
+        chain, notes = translate_chain(changes["postprocessor_chain"])
+        changes, warnings = {**changes, "postprocessor_chain": chain}, warnings + notes
     merged = {**defaults, **{k: v for k, v in changes.items() if k in known}}
     for key in ("target_fps",):  # EX sends floats for ints; accept whole numbers
         if isinstance(merged.get(key), float) and float(merged[key]).is_integer():
