@@ -15,7 +15,7 @@ from greenroom_modules.tts import audio, text, voices
 from greenroom_modules.tts.backends import FRAME, MAX_TOKENS, SAMPLE_RATE
 from greenroom_modules.tts.engine import split_tokens, token_times
 from greenroom_modules.tts.g2p import PhonToken, spoken_text
-from greenroom_modules.tts.scheduler import Busy, Scheduler
+from greenroom_modules.tts.scheduler import Busy, OverBudget, Scheduler
 
 KNOWN = ["af_bella", "af_sky", "bm_george"]
 
@@ -152,6 +152,29 @@ def test_split_tokens_prefers_punctuation_and_respects_the_limit():
     assert pieces[-1][1] == len(ids) and all(p[1] == q[0] for p, q in zip(pieces, pieces[1:]))
 
 
+def spoken_length(piece):
+    return sum(len(i.spoken) + 1 for i in piece)
+
+
+def test_a_sentence_without_breaks_becomes_bounded_units_that_keep_every_word():
+    written = "$1,234,567.89 " * 1300  # 18 KB, one "sentence" of 2.3 hours of speech
+    [sentence] = text.sentences(written)
+    units = text.units(written)
+    assert len(units) > 100
+    assert all(spoken_length(u) <= text.MAX_UNIT_CHARS for u in units)
+    assert [i.original for u in units for i in u] == [i.original for i in sentence]
+
+
+def test_long_sentences_are_cut_after_the_strongest_punctuation_that_fits():
+    clause = "and then the little robot walked a bit further along the shore"
+    written = ", ".join([clause] * 4) + "; " + ", ".join([clause] * 6) + "."
+    units = text.units(written)
+    assert len(units) >= 2 and all(spoken_length(u) <= text.MAX_UNIT_CHARS for u in units)
+    assert all(u[-1].original in (",", ";", ".") for u in units)  # never in the middle of a clause
+    assert units[0][-1].original == ";"  # the semicolon fits in the first unit, so it wins over commas
+    assert len(text.units("A short sentence, with a comma. And another.")) == 2
+
+
 # -- scheduling -----------------------------------------------------------------------------------
 
 def test_scheduler_interleaves_sentences_of_concurrent_requests():
@@ -206,6 +229,35 @@ def test_scheduler_reports_failures_and_cancels_on_close():
         job.close()
         time.sleep(0.3)
         assert len(calls) < 10 and sched.active == 0
+    finally:
+        sched.close()
+
+
+def test_a_request_past_its_budget_is_dropped_between_units_and_the_worker_is_free():
+    sched = Scheduler(max_jobs=2)
+    calls: list[int] = []
+    try:
+        job = sched.submit(lambda i: (calls.append(i), time.sleep(0.02))[1], 10_000, "long", budget=0.3)
+        with pytest.raises(OverBudget) as exc:
+            list(job)
+        assert isinstance(exc.value, Busy) and "time_budget_s" in str(exc.value)
+        assert list(sched.submit(lambda i: i, 3, "next", budget=30)) == [0, 1, 2]  # not queued behind "long"
+        assert len(calls) < 10_000 and sched.active == 0
+    finally:
+        sched.close()
+
+
+def test_a_slow_reader_gets_what_was_rendered_in_time_then_the_budget_error():
+    sched = Scheduler(max_jobs=1)
+    try:
+        job = sched.submit(lambda i: time.sleep(0.02) or i, 10_000, "stream", budget=0.3)
+        time.sleep(0.6)  # the reader is away while the budget runs out
+        first = next(job)
+        assert first == 0
+        with pytest.raises(OverBudget):
+            for _ in job:
+                pass
+        assert sched.active == 0  # the worker stopped at the deadline, not at the reader's pace
     finally:
         sched.close()
 

@@ -1,8 +1,10 @@
 """Fair, bounded scheduling of synthesis: sentence by sentence, round robin over the requests in flight.
 
-A long text never holds the model for its whole length: after each sentence the worker moves to the
-next request, so a second client's first sentence waits at most one sentence. At most ``max_jobs``
-requests are in flight; more are refused at once (the route answers 503 with Retry-After).
+A long text never holds the model for its whole length: after each unit (a sentence, or a piece of a
+long one) the worker moves to the next request, so a second client's first sentence waits at most one
+unit. At most ``max_jobs`` requests are in flight; more are refused at once (the route answers 503 with
+Retry-After). Each request has a time budget: past it the worker drops the request between two units
+and the reader gets :class:`OverBudget` (also 503).
 """
 from __future__ import annotations
 
@@ -13,29 +15,35 @@ import time
 from collections import deque
 from typing import Any, Callable
 
+from greenroom.errors import Busy
+
 log = logging.getLogger("greenroom.tts.scheduler")
 
 _DONE = object()
 
 
-class Busy(RuntimeError):
-    """Too many requests in flight; ``retry_after`` is a hint in seconds."""
+class OverBudget(Busy):
+    """The request ran past its time budget; what was not rendered by then never will be."""
 
-    def __init__(self, message: str, retry_after: int) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+    def __init__(self, budget: float) -> None:
+        super().__init__(f"speech took longer than the time budget of {budget:g} s (setting time_budget_s); "
+                         "send shorter text, or retry when the server is less busy", 5)
+        self.budget = budget
 
 
 class Job:
-    """One request: ``count`` units rendered in order, read by iterating; ``close`` cancels the rest."""
+    """One request: ``count`` units rendered in order, read by iterating; ``close`` cancels the rest.
 
-    def __init__(self, render: Callable[[int], Any], count: int, label: str) -> None:
+    ``budget`` is seconds from submission (None: no limit)."""
+
+    def __init__(self, render: Callable[[int], Any], count: int, label: str, budget: float | None = None) -> None:
         self.render = render
         self.count = count
         self.label = label
         self.next = 0
         self.cancelled = False
-        self.timeout: float | None = None
+        self.budget = budget
+        self.deadline = None if budget is None else time.monotonic() + budget
         self._read = 0
         self._out: queue.Queue = queue.Queue()
 
@@ -49,11 +57,12 @@ class Job:
         """The next unit's result in order; re-raises a unit's exception."""
         if self._read >= self.count or self.cancelled:
             raise StopIteration
+        wait = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
         try:
-            item = self._out.get(timeout=self.timeout)
+            item = self._out.get(timeout=wait)
         except queue.Empty:
             self.close()
-            raise TimeoutError(f"no speech for {self.timeout:.0f} s") from None
+            raise OverBudget(self.budget or 0) from None
         if item is _DONE:
             raise StopIteration
         self._read += 1
@@ -65,6 +74,9 @@ class Job:
     def close(self) -> None:
         """Stop rendering the rest (the client went away or the request failed)."""
         self.cancelled = True
+
+    def overdue(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
 
 
 class Scheduler:
@@ -86,8 +98,9 @@ class Scheduler:
     def active(self) -> int:
         return self._active
 
-    def submit(self, render: Callable[[int], Any], count: int, label: str = "", timeout: float | None = None) -> Job:
-        """Queue a job of ``count`` units; :class:`Busy` when ``max_jobs`` are already in flight."""
+    def submit(self, render: Callable[[int], Any], count: int, label: str = "", budget: float | None = None) -> Job:
+        """Queue a job of ``count`` units that may take ``budget`` seconds; :class:`Busy` when ``max_jobs``
+        are already in flight."""
         with self._cond:
             if self._stopping:
                 raise Busy("the server is shutting down", 5)
@@ -96,8 +109,7 @@ class Scheduler:
                                                               / max(len(self._threads), 1))))
                 raise Busy(f"{self._active} speech requests in flight (limit {self.max_jobs}); retry later",
                            min(wait, 120))
-            job = Job(render, count, label)
-            job.timeout = timeout
+            job = Job(render, count, label, budget)
             self._active += 1
             if count == 0:
                 self._finish(job)
@@ -121,6 +133,12 @@ class Scheduler:
                 if job.cancelled:
                     self._finish(job)
                     continue
+                if job.overdue():  # the reader may be slow; it still learns why the speech stops here
+                    log.info("%s: over its %g s budget after %d of %d units", job.label, job.budget, job.next,
+                             job.count)
+                    job.put(OverBudget(job.budget or 0))
+                    self._finish(job)
+                    continue
                 index = job.next
                 job.next += 1
             started = time.perf_counter()
@@ -135,7 +153,7 @@ class Scheduler:
             with self._cond:
                 self._seconds_per_unit = 0.8 * self._seconds_per_unit + 0.2 * elapsed
                 if self._stopping:
-                    job.put(RuntimeError("the server is shutting down"))
+                    job.put(Busy("the server is shutting down", 5))
                 elif job.next < job.count and not job.cancelled and not failed:
                     self._ready.append(job)  # back of the line: others get their turn first
                     self._cond.notify()
@@ -146,7 +164,7 @@ class Scheduler:
         with self._cond:
             self._stopping = True
             for job in self._ready:
-                job.put(RuntimeError("the server is shutting down"))
+                job.put(Busy("the server is shutting down", 5))
             self._ready.clear()
             self._cond.notify_all()
         for thread in self._threads:

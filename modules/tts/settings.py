@@ -45,6 +45,11 @@ class TTSSettings(ComputeSettings):
     max_chars: int = Field(20000, ge=1, le=1_000_000, description="Longest text one request may speak.")
     max_jobs: int = Field(8, ge=1, le=1000,
                           description="Requests queued or speaking at once; more are answered 503 with Retry-After.")
+    time_budget_s: float = Field(
+        300, ge=1, le=86400,
+        description="Seconds one request may take, queueing included. Past it the request is answered 503 "
+                    "with Retry-After (a stream ends: an NDJSON error line, or the audio stops) and the "
+                    "worker drops the rest between two units.")
     sample_text: str = Field("Hello! This is how I sound when I read your story.", min_length=1, max_length=400,
                              description="What /api/tts/sample/<voice> says (each voice's sample is cached).")
     voice_aliases: list[str] = Field(

@@ -13,6 +13,12 @@ from num2words import num2words
 
 MAX_WORD_CHARS = 60
 """Longer 'words' are cut before G2P: nothing real is that long, and espeak is slow on them."""
+MAX_UNIT_CHARS = 400
+"""Spoken characters in one synthesis unit (about Kokoro's 510-token limit, seconds of CPU): a sentence
+without a break ("$1,234,567.89 " * 1300) becomes many units, so it never holds the worker, or a
+cancel, for long."""
+CUT_PREFERENCE = ("!.?…", ":;", ",—–")
+"""Where a long sentence is cut, strongest first; with none of these it is cut between words."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")
 _LEADING = "([{\"'«“‘¿¡"
@@ -42,15 +48,15 @@ SYMBOLS = {"&": "and", "+": "plus", "=": "equals", "@": "at", "%": "percent", "�
            "°c": "degrees Celsius", "°f": "degrees Fahrenheit", "#": "number"}
 
 _NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+"
-_CURRENCY = re.compile(rf"^([$€£¥₹])({_NUMBER})$")
-_CURRENCY_AFTER = re.compile(rf"^({_NUMBER})([$€£¥₹])$")
-_PLAIN = re.compile(rf"^([-−+]?)({_NUMBER})$")
-_ORDINAL = re.compile(r"^(\d+)(st|nd|rd|th)$", re.I)
-_PERCENT = re.compile(rf"^([-−]?)({_NUMBER})%$")
-_TIME = re.compile(r"^(\d{1,2}):(\d{2})(am|pm|a\.m\.|p\.m\.)?$", re.I)
-_RANGE = re.compile(rf"^({_NUMBER})[-–—]({_NUMBER})(%|°[cCfF]?)?$")
-_UNIT = re.compile(rf"^({_NUMBER})(°[cCfF]?)$")
-_HASH = re.compile(r"^#(\d+)$")
+_CURRENCY = re.compile(rf"([$€£¥₹])({_NUMBER})")
+_CURRENCY_AFTER = re.compile(rf"({_NUMBER})([$€£¥₹])")
+_PLAIN = re.compile(rf"([-−+]?)({_NUMBER})")
+_ORDINAL = re.compile(r"(\d+)(st|nd|rd|th)", re.I)
+_PERCENT = re.compile(rf"([-−]?)({_NUMBER})%")
+_TIME = re.compile(r"(\d{1,2}):(\d{2})(am|pm|a\.m\.|p\.m\.)?", re.I)
+_RANGE = re.compile(rf"({_NUMBER})[-–—]({_NUMBER})(%|°[cCfF]?)?")
+_UNIT = re.compile(rf"({_NUMBER})(°[cCfF]?)")
+_HASH = re.compile(r"#(\d+)")
 _DIGITS = re.compile(r"\d+")
 
 
@@ -131,26 +137,26 @@ def normalise_word(word: str, next_word: str = "") -> str:
     if low in SYMBOLS:
         return SYMBOLS[low]
     scaled = next_word.lower().rstrip(".,!?;:") in SCALES
-    if m := _CURRENCY.match(word):
+    if m := _CURRENCY.fullmatch(word):
         return _tidy(_say_currency(m.group(1), m.group(2), scaled))
-    if m := _CURRENCY_AFTER.match(word):
+    if m := _CURRENCY_AFTER.fullmatch(word):
         return _tidy(_say_currency(m.group(2), m.group(1), scaled))
-    if m := _PLAIN.match(word):
+    if m := _PLAIN.fullmatch(word):
         sign = {"-": "minus ", "−": "minus ", "+": "plus "}.get(m.group(1), "")
         return _tidy(sign + _say_number(m.group(2)))
-    if m := _ORDINAL.match(word):
+    if m := _ORDINAL.fullmatch(word):
         return _tidy(num2words(int(m.group(1)), to="ordinal"))
-    if m := _PERCENT.match(word):
+    if m := _PERCENT.fullmatch(word):
         sign = "minus " if m.group(1) else ""
         return _tidy(f"{sign}{_say_number(m.group(2))} percent")
-    if m := _TIME.match(word):
+    if m := _TIME.fullmatch(word):
         return _tidy(_say_time(m))
-    if m := _RANGE.match(word):
+    if m := _RANGE.fullmatch(word):
         unit = SYMBOLS.get((m.group(3) or "").lower(), "")
         return _tidy(f"{_say_number(m.group(1))} to {_say_number(m.group(2))} {unit}")
-    if m := _UNIT.match(word):
+    if m := _UNIT.fullmatch(word):
         return _tidy(f"{_say_number(m.group(1))} {SYMBOLS[m.group(2).lower()]}")
-    if m := _HASH.match(word):
+    if m := _HASH.fullmatch(word):
         return _tidy(f"number {_say_number(m.group(1))}")
     if any(c.isdigit() for c in word):  # "MP3", "COVID-19": spell the digit runs out
         return _tidy(_DIGITS.sub(lambda d: f" {_say_number(d.group())} ", word))
@@ -177,7 +183,7 @@ def _split_chunk(chunk: str) -> list[tuple[str, bool]]:
 
 def _is_value(chunk: str) -> bool:
     """Whether punctuation at the edges belongs to the token itself ('a.m.' and '.5' keep their dots)."""
-    return bool(_TIME.match(chunk)) or bool(re.match(r"^\.\d", chunk) and _PLAIN.match(chunk))
+    return bool(_TIME.fullmatch(chunk)) or bool(re.match(r"\.\d", chunk) and _PLAIN.fullmatch(chunk))
 
 
 def items(text: str) -> list[Item]:
@@ -189,10 +195,16 @@ def items(text: str) -> list[Item]:
             space = m.group(2) if k == len(pieces) - 1 else ""
             spoken = piece if is_word else "".join(c for c in piece if c in _PAUSES)
             raw.append(Item(piece, spoken, is_word, space))
+    following = ""  # the next written word, found walking backwards (one pass, not one scan per word)
+    next_words = []
+    for it in reversed(raw):
+        next_words.append(following)
+        if it.is_word:
+            following = it.original
+    next_words.reverse()
     for k, it in enumerate(raw):
         if it.is_word:
-            nxt = next((o.original for o in raw[k + 1:] if o.is_word), "")
-            it.spoken = normalise_word(it.original[:MAX_WORD_CHARS], nxt)
+            it.spoken = normalise_word(it.original[:MAX_WORD_CHARS], next_words[k])
             if k > 0 and raw[k - 1].is_word and raw[k - 1].original[:1] in CURRENCIES \
                     and it.original.lower() in SCALES:
                 it.spoken = f"{it.spoken} {CURRENCIES[raw[k - 1].original[0]][1]}"
@@ -215,6 +227,44 @@ def sentences(text: str) -> list[list[Item]]:
         else:
             out.append(current)
     return out
+
+
+def units(text: str) -> list[list[Item]]:
+    """``text`` as synthesis units: its sentences, long ones cut into pieces (see :func:`split_long`)."""
+    return [piece for sentence in sentences(text) for piece in split_long(sentence)]
+
+
+def split_long(sentence: list[Item], limit: int = MAX_UNIT_CHARS) -> list[list[Item]]:
+    """``sentence`` in pieces of at most ``limit`` spoken characters, each cut after the strongest
+    punctuation that fits (CUT_PREFERENCE), else between words. A single word longer than ``limit``
+    is a piece of its own (the engine still cuts its tokens to the model's limit)."""
+    ends = [0]
+    for it in sentence:
+        ends.append(ends[-1] + len(it.spoken) + 1)
+    pieces: list[list[Item]] = []
+    start = 0
+    while ends[-1] - ends[start] > limit:
+        stop = start + 1
+        while stop < len(sentence) and ends[stop + 1] - ends[start] <= limit:
+            stop += 1
+        cut = _phrase_cut(sentence, start, stop)
+        pieces.append(sentence[start:cut])
+        start = cut
+    if start < len(sentence):
+        pieces.append(sentence[start:])
+    return pieces
+
+
+def _phrase_cut(sentence: list[Item], start: int, stop: int) -> int:
+    """Where to end the piece that starts at ``start`` and may run up to ``stop`` (exclusive)."""
+    for marks in CUT_PREFERENCE:
+        for k in range(stop, start + 1, -1):
+            it = sentence[k - 1]
+            if not it.is_word and any(c in marks for c in it.original):
+                return k
+    while stop > start + 1 and not sentence[stop].is_word:  # never start the next piece with punctuation
+        stop -= 1
+    return stop
 
 
 def sentence_text(sentence: list[Item]) -> str:

@@ -28,7 +28,7 @@ def parse(spec: str, known: list[str], aliases: dict[str, str] | None = None,
         raise VoiceError(f"{field}: at most {MAX_PARTS} voices can be mixed")
     weighted: dict[str, float] = {}
     for part in parts:
-        m = _PART.match(part)
+        m = _PART.fullmatch(part)
         if not m:
             raise VoiceError(f"{field}: '{part.strip()}' is not 'name' or 'name(weight)' "
                              f"(mixes look like 'a(2)+b(1)')")
