@@ -36,6 +36,7 @@ DEMO_PARAMS: dict[str, dict] = {
     "analog_rippling_hsync": {"amplitude1": 0.006, "amplitude2": 0.004, "amplitude3": 0.002},
     "desaturate": {"bandpass_q": 0.25, "bandpass_reference_rgb": [1.0, 0.1, 0.05]},
     "monochrome_display": {"tint_rgb": [0.5, 1.0, 0.5]},
+    "bloom": {"threshold": 0.6, "strength": 0.8},  # the defaults glow only near white; this lights the face too
     "chromatic_aberration": {"scale": 0.02},
     "noise": {"strength": 0.5},
     "posterize": {"levels": 4},
