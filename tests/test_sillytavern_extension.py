@@ -1,0 +1,351 @@
+"""The SillyTavern extension (clients/sillytavern) inside the real SillyTavern 1.12.6 (the vendored tarball),
+in headless Chromium, against a real Greenroom (talkinghead low_compute, classify, tts) started with --secure.
+
+No LLM: messages go into the chat through SillyTavern's public API (getContext().chat, addOneMessage and
+the events SillyTavern itself emits). Checks: the feed shows frames, a message changes that character's
+emotion on the server, speech plays while the instance's lip-sync utterance is playing, a settings change
+reaches the instance, old _animator.json files load (unknown filters dropped and named), a two-member group
+gives two instances, disabling the extension or leaving the page leaves no instance behind, and a wrong key
+or a stopped server gives a visible error. Screenshots go to test-artifacts/sillytavern/.
+"""
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+from .server_process import ROOT, ServerProcess, free_port
+from .sillytavern_harness import SillyTavernProcess, prepare
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = ROOT / "test-artifacts" / "sillytavern"
+KEY = "st-test-key-1234"
+GROUP_ID = "1700000000000"
+# An _animator.json as SillyTavern-Extras users wrote them: old filter and parameter names.
+OLD_ANIMATOR = {"target_fps": 10, "sway_macro_strength": 0.0,
+                "postprocessor_chain": [["bloom", {"luma_threshold": 0.7, "hdr_exposure": 0.8}],
+                                        ["alphanoise", {"magnitude": 0.1, "sigma": 0.0}],
+                                        ["crt_warp", {"amount": 3}]]}
+
+
+def character_png(name: str) -> bytes:
+    out = io.BytesIO()
+    Image.open(ROOT / "assets" / "characters" / f"{name}.png").save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def greenroom(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("greenroom")
+    (folder / "api_key.txt").write_text(KEY)
+    config = folder / "plugins.toml"
+    config.write_text(f'[modules.talkinghead]\ncache_dir = "{folder / "cache"}"\nmode = "low_compute"\n'
+                      f'precompute_emotions = false\nmax_instances = 6\n\n'
+                      f'[modules.talkinghead.animator]\ntarget_fps = 10\n')
+    proc = ServerProcess(["--config", str(config), "--secure", "--api-key-file", str(folder / "api_key.txt"),
+                          "--enable-modules=talkinghead,classify,tts"])
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def sillytavern(tmp_path_factory, greenroom):
+    home = prepare()
+    data = tmp_path_factory.mktemp("st") / "data"
+    lambda_00, lambda_01 = character_png("lambda_00"), character_png("lambda_01")
+    extension = {"url": greenroom.url, "apiKey": KEY, "enabled": True,
+                 "characters": {"Alice.png": {"speak": True, "speed": 1.2}}}
+    st = SillyTavernProcess(home, data, extension_settings={"greenroom": extension})
+    st.add_character("Alice", lambda_00, {"talkinghead.png": lambda_00,
+                                          "_animator.json": json.dumps(OLD_ANIMATOR).encode()})
+    st.add_character("Bob", lambda_01)
+    st.add_group(GROUP_ID, "Duo", ["Alice.png", "Bob.png"])
+    yield st
+    st.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (setup.sh does it: apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Tavern:
+    """One SillyTavern tab; ``errors`` collects console errors and uncaught exceptions from our extension."""
+
+    def __init__(self, browser, url: str) -> None:
+        self.page = browser.new_page(viewport={"width": 1400, "height": 900})
+        self.errors: list[str] = []
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.page.goto(url)
+        self.page.wait_for_selector("#greenroom_settings", state="attached", timeout=120_000)
+        self.page.wait_for_function("SillyTavern.getContext().characters.length >= 2", timeout=60_000)
+        self.page.mouse.click(5, 5)  # a user gesture: the page may play audio from now on
+
+    def ours(self) -> list[str]:
+        return [e for e in self.errors if "greenroom" in e.lower()]
+
+    def js(self, script: str, arg=None):
+        return self.page.evaluate(script, arg)
+
+    def open_chat(self, name: str) -> None:
+        """A character's or a group's chat, by name (the /go command, as a user would type it)."""
+        self.js("(name) => SillyTavern.getContext().executeSlashCommandsWithOptions(`/go ${name}`)", name)
+
+    def say(self, name: str, text: str) -> None:
+        """A character message, arriving as SillyTavern delivers a generated one."""
+        self.js("""async ([name, text]) => { const c = SillyTavern.getContext();
+            const ch = c.characters.find(x => x.name === name);
+            const message = { name, is_user: false, is_system: false, send_date: new Date().toISOString(),
+                              mes: text, original_avatar: ch.avatar, force_avatar: `/thumbnail?type=avatar&file=${encodeURIComponent(ch.avatar)}`, extra: {} };
+            c.chat.push(message);
+            const id = c.chat.length - 1;
+            c.addOneMessage(message);
+            await c.eventSource.emit(c.eventTypes.MESSAGE_RECEIVED, id);
+            await c.eventSource.emit(c.eventTypes.CHARACTER_MESSAGE_RENDERED, id); }""", [name, text])
+
+    def avatar(self, name: str):
+        return self.page.locator(f"#greenroom_holder figure[data-character={name}]")
+
+    def instance_id(self, name: str) -> str:
+        self.avatar(name).wait_for(timeout=60_000)
+        return self.avatar(name).get_attribute("data-instance-id")
+
+    def wait_frames(self, name: str) -> None:
+        self.page.wait_for_function(
+            """(name) => { const img = document.querySelector(`#greenroom_holder figure[data-character=${name}] img`);
+                           return img && img.naturalWidth >= 256; }""", arg=name, timeout=120_000)
+
+    def open_settings(self) -> None:
+        if not self.page.locator("#greenroom_url").is_visible():
+            self.page.click("#extensionsMenuButton, #extensions-settings-button .drawer-toggle", timeout=10_000)
+            self.page.locator("#greenroom_settings .inline-drawer-toggle").click()
+        self.page.locator("#greenroom_url").wait_for(state="visible", timeout=10_000)
+
+    def shot(self, name: str) -> None:
+        """The page, and the avatar holder alone (docs/sillytavern/ has copies of these)."""
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+        holder = self.page.locator("#greenroom_holder")
+        if holder.is_visible():
+            holder.screenshot(path=str(ARTIFACTS / f"{name}-holder.png"))
+
+
+class Greenroom:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.headers = {"Authorization": f"Bearer {KEY}"}
+
+    def get(self, path: str, **params):
+        r = requests.get(self.url + path, params=params, headers=self.headers, timeout=30)
+        r.raise_for_status()
+        return r.json()
+
+    def post(self, path: str, body: dict):
+        r = requests.post(self.url + path, json=body, headers=self.headers, timeout=60)
+        r.raise_for_status()
+        return r.json() if r.headers.get("Content-Type", "").startswith("application/json") else r.text
+
+    def instances(self) -> set[str]:
+        return {i["instance_id"] for i in self.get("/api/talkinghead/instances")["instances"]}
+
+    def status(self, iid: str) -> dict:
+        return self.get("/api/talkinghead/status", instance_id=iid)
+
+    def wait(self, what, timeout: float = 60, message: str = ""):
+        deadline = time.monotonic() + timeout
+        value = None
+        while time.monotonic() < deadline:
+            value = what()
+            if value:
+                return value
+            time.sleep(0.25)
+        raise AssertionError(f"{message or 'condition'} not met in {timeout} s (last: {value!r})")
+
+
+@pytest.fixture(scope="module")
+def server(greenroom):
+    return Greenroom(greenroom.url)
+
+
+@pytest.fixture(scope="module")
+def tavern(sillytavern, browser):
+    tab = Tavern(browser, sillytavern.url)
+    yield tab
+    tab.page.close()
+
+
+def test_one_character_gets_a_live_feed_from_its_sprite_folder(tavern, server):
+    tavern.open_chat("Alice")
+    iid = tavern.instance_id("Alice")
+    assert iid.startswith("st-Alice-")
+    tavern.wait_frames("Alice")
+    assert iid in server.instances()
+    status = server.status(iid)
+    assert status["character"] == "talkinghead.png" and status["feeds"] >= 1
+    sent = status["frames"]["sent"]
+    server.wait(lambda: server.status(iid)["frames"]["sent"] >= sent + 5, 60, "the feed keeps sending frames")
+    assert tavern.page.locator("#greenroom_status").get_attribute("data-state") == "ok"
+    time.sleep(1.0)
+    tavern.shot("01-one-avatar")
+
+
+def test_old_animator_json_loads_with_unknown_filters_dropped_and_named(tavern, server):
+    iid = tavern.instance_id("Alice")
+    settings = server.get("/api/talkinghead/animator_settings", instance_id=iid)
+    assert settings["target_fps"] == 10
+    names = [entry[0] for entry in settings["postprocessor_chain"]]
+    assert names == ["bloom", "noise"], names  # alphanoise translated, crt_warp dropped
+    bloom, noise = (entry[1] for entry in settings["postprocessor_chain"])
+    assert bloom["threshold"] == 0.7 and bloom["exposure"] == 0.8
+    assert noise["channel"] == "A" and noise["strength"] == 0.1
+    # the reply named the dropped entry; the extension shows it to the user (a toast, the avatar's tooltip)
+    assert "unknown filter 'crt_warp' dropped" in tavern.avatar("Alice").get_attribute("title")
+
+
+def test_a_message_sets_that_characters_emotion_on_the_server(tavern, server):
+    iid = tavern.instance_id("Alice")
+    text = "Thank you so much, I really appreciate your help! I am so grateful."
+    expected = server.post("/api/classify", {"text": text})["classification"][0]["label"]
+    assert expected != "neutral"
+    server.post("/api/talkinghead/set_emotion", {"emotion_name": "neutral", "instance_id": iid})
+    tavern.say("Alice", text)
+    server.wait(lambda: server.status(iid)["emotion"] == expected, 60, f"emotion {expected}")
+    assert tavern.avatar("Alice").get_attribute("data-emotion") == expected
+
+
+def test_speech_plays_and_the_lip_sync_utterance_is_playing(tavern, server):
+    iid = tavern.instance_id("Alice")
+    tavern.js("""() => { window.__greenroomPlayed = false;
+        const play = HTMLMediaElement.prototype.play;
+        HTMLMediaElement.prototype.play = function () {
+            this.addEventListener('playing', () => { window.__greenroomPlayed = true; }, { once: true });
+            return play.call(this); }; }""")
+    tavern.say("Alice", '*waves happily* "Hello there! It is lovely to see you again, my friend."')
+    tavern.page.wait_for_function("window.__greenroomPlayed === true", timeout=120_000)
+    tavern.page.wait_for_function(
+        "document.querySelector('#greenroom_holder figure[data-character=Alice]').dataset.lipsync === 'playing'",
+        timeout=30_000)
+    # the server agrees: a probe with another utterance id reads the state without stopping it
+    probe = server.post("/api/talkinghead/speak/stop", {"instance_id": iid, "utterance_id": "probe"})
+    assert probe["stopped"] is False
+    assert probe["lipsync"]["utterance"]["state"] in ("playing", "stopping")
+    tavern.shot("02-speaking")
+
+
+def test_a_new_message_stops_the_mouth_and_the_audio(tavern, server):
+    iid = tavern.instance_id("Alice")
+    before = server.post("/api/talkinghead/speak/stop", {"instance_id": iid, "utterance_id": "probe"})["lipsync"]
+    tavern.js("() => SillyTavern.getContext().eventSource.emit(SillyTavern.getContext().eventTypes.GENERATION_STOPPED)")
+    after = server.wait(lambda: (s := server.post("/api/talkinghead/speak/stop",
+                                                  {"instance_id": iid, "utterance_id": "probe"})["lipsync"])
+                        ["cancelled"] > before["cancelled"] and s, 20, "speak/stop sent")
+    assert after["cancelled"] == before["cancelled"] + 1
+    assert tavern.avatar("Alice").get_attribute("data-lipsync") is None
+
+
+def test_a_settings_change_reaches_the_instance(tavern, server):
+    iid = tavern.instance_id("Alice")
+    tavern.open_settings()
+    tavern.page.locator("#greenroom_animator_details summary").click()
+    fps = tavern.page.locator("#greenroom_animator_target_fps")
+    fps.fill("7")
+    fps.dispatch_event("change")
+    server.wait(lambda: server.get("/api/talkinghead/animator_settings", instance_id=iid)["target_fps"] == 7,
+                20, "target_fps 7")
+    # the chain editor is built from the filter catalogue
+    tavern.page.locator("#greenroom_chain_details summary").click()
+    tavern.page.select_option("#greenroom_chain_add_name", "desaturate")
+    tavern.page.click("#greenroom_chain_add")
+    server.wait(lambda: [e[0] for e in server.get("/api/talkinghead/animator_settings", instance_id=iid)
+                         ["postprocessor_chain"]] == ["bloom", "noise", "desaturate"], 20, "desaturate added")
+    strength = tavern.page.locator("#greenroom_chain_2_strength")
+    strength.fill("0.5")
+    strength.dispatch_event("change")
+    server.wait(lambda: server.get("/api/talkinghead/animator_settings", instance_id=iid)
+                ["postprocessor_chain"][2][1]["strength"] == 0.5, 20, "desaturate strength 0.5")
+    saved = tavern.js("() => SillyTavern.getContext().extensionSettings.greenroom.characters['Alice.png'].animator")
+    assert saved["target_fps"] == 7 and saved["postprocessor_chain"][2][0] == "desaturate"
+    tavern.shot("03-settings")
+
+
+def test_a_two_member_group_gives_two_instances(tavern, server):
+    tavern.open_chat("Duo")
+    alice, bob = tavern.instance_id("Alice"), tavern.instance_id("Bob")
+    assert alice != bob and {alice, bob} <= server.instances()
+    assert server.status(bob)["character"] == "lambda_00"  # no talkinghead.png: the example character
+    tavern.wait_frames("Alice")
+    tavern.wait_frames("Bob")
+    text = "Oh no, this is terrible. I am so sad and disappointed."
+    expected = server.post("/api/classify", {"text": text})["classification"][0]["label"]
+    tavern.say("Bob", text)
+    server.wait(lambda: server.status(bob)["emotion"] == expected, 60, f"Bob's emotion {expected}")
+    assert "greenroom-speaking" in tavern.avatar("Bob").get_attribute("class")
+    assert "greenroom-speaking" not in tavern.avatar("Alice").get_attribute("class")
+    time.sleep(1.0)
+    tavern.shot("04-group")
+
+
+def test_slash_commands_set_emotion_and_pose(tavern, server):
+    bob = tavern.instance_id("Bob")
+    result = tavern.js("""async () => (await SillyTavern.getContext()
+        .executeSlashCommandsWithOptions('/greenroom-emotion char=Bob surprise')).pipe""")
+    assert result == "surprise"
+    server.wait(lambda: server.status(bob)["emotion"] == "surprise", 20, "surprise")
+    tavern.js("async () => SillyTavern.getContext().executeSlashCommandsWithOptions('/greenroom-pose char=Bob look_left')")
+    server.wait(lambda: server.status(bob)["hint"] == "look_left", 20, "pose hint")
+
+
+def test_disabling_the_extension_leaves_no_instance_behind(tavern, server):
+    ours = {tavern.instance_id("Alice"), tavern.instance_id("Bob")}
+    tavern.open_settings()
+    tavern.page.locator("#greenroom_enabled").uncheck()
+    server.wait(lambda: not (ours & server.instances()), 20, "instances unloaded")
+    assert tavern.page.locator("#greenroom_holder figure").count() == 0
+    tavern.page.locator("#greenroom_enabled").check()
+    server.wait(lambda: ours <= server.instances(), 60, "instances back")
+    assert not tavern.ours(), tavern.ours()
+
+
+def test_leaving_the_page_leaves_no_instance_behind(sillytavern, browser, server):
+    tab = Tavern(browser, sillytavern.url)
+    tab.open_chat("Bob")
+    iid = tab.instance_id("Bob")
+    server.wait(lambda: iid in server.instances(), 30, "Bob loaded")
+    tab.page.goto("about:blank")  # SillyTavern reloads the page to disable an extension: same path
+    server.wait(lambda: iid not in server.instances(), 20, "Bob unloaded on pagehide")
+    tab.page.close()
+
+
+def test_a_wrong_key_or_a_stopped_server_gives_a_visible_error(tavern):
+    tavern.open_settings()
+    page = tavern.page
+    page.fill("#greenroom_key", "wrong-key")
+    page.click("#greenroom_connect")
+    status = page.locator("#greenroom_status")
+    page.wait_for_function("document.getElementById('greenroom_status').dataset.state === 'error'", timeout=20_000)
+    assert "API key" in status.inner_text() and "401" in status.inner_text()
+    assert status.is_visible()
+    tavern.shot("05-wrong-key")
+    nobody = f"http://127.0.0.1:{free_port()}"
+    page.fill("#greenroom_key", KEY)
+    page.fill("#greenroom_url", nobody)
+    page.click("#greenroom_connect")
+    page.wait_for_function("document.getElementById('greenroom_status').textContent.includes('not reachable')",
+                           timeout=20_000)
+    assert page.locator("#greenroom_status_dot").get_attribute("data-state") == "error"
