@@ -63,13 +63,15 @@ def median_ms(fn, repeats: int, reset=None, warmup: int = 3) -> float:
 # --- the default chain, written naively -----------------------------------------------------------
 
 def naive_bloom(frame, threshold, strength, sigma, exposure):
-    rgb, a = frame[..., :3] * exposure, frame[..., 3]
+    rgb, a = frame[..., :3], frame[..., 3]
+    if exposure != 1:
+        rgb = rgb * exposure / (1 + max(exposure - 1, 0) * rgb)
     y = rgb @ LUMA
     weight = np.clip((y - threshold) / 0.1, 0, 1)
     bright = rgb * a[..., None] * weight[..., None]
-    glow = ndimage.gaussian_filter(bright, (sigma, sigma, 0)) * strength
-    alpha = np.maximum(a, np.minimum(glow.max(axis=2), 1))
-    out_rgb = np.minimum((rgb * a[..., None] + glow) / np.maximum(alpha, 1e-6)[..., None], 1)
+    transmit = np.exp(-strength * ndimage.gaussian_filter(bright, (sigma, sigma, 0)))  # tone-mapped glow: 1 - it
+    alpha = 1 - (1 - a) * transmit.min(axis=2)
+    out_rgb = (1 - (1 - rgb * a[..., None]) * transmit) / np.maximum(alpha, 1e-6)[..., None]
     return np.concatenate([out_rgb, alpha[..., None]], axis=2)
 
 
