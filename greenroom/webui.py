@@ -9,9 +9,10 @@ from flask import Response, jsonify, redirect, request, send_from_directory
 from werkzeug.exceptions import NotFound
 
 from .api import ApiBlueprint
+from .paths import assets_dir
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
-BACKDROPS = Path(__file__).resolve().parent.parent / "assets" / "backdrops"
+BACKDROPS = assets_dir() / "backdrops"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 BACKDROP_LIST = "backdrops.json"
 HTML = {200: {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}

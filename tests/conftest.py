@@ -2,14 +2,20 @@
 built-in modules load unless a test names third-party distributions itself."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 os.environ["GREENROOM_LOAD_PLUGINS"] = ""  # the test guard: no third-party plugins by default
+# User data and caches (greenroom/paths.py) go to a throw-away folder: never into ~ nor the checkout.
+os.environ["GREENROOM_DATA_DIR"] = tempfile.mkdtemp(prefix="greenroom-test-data-")
+atexit.register(shutil.rmtree, os.environ["GREENROOM_DATA_DIR"], ignore_errors=True)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 

@@ -1,4 +1,7 @@
-"""Character images: uploads and named assets, validated and fitted to THA3's 512x512 RGBA input."""
+"""Character images: uploads and named characters, validated and fitted to THA3's 512x512 RGBA input.
+
+A named character is ``characters/<name>.png`` in the user data folder, else in the shipped assets
+(see :mod:`greenroom.paths`)."""
 from __future__ import annotations
 
 import io
@@ -9,10 +12,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from greenroom.paths import search_path
+
 from .settings import ASSETS
 
 SIZE = 512
-CHARACTERS = ASSETS / "characters"
+CHARACTERS = ASSETS / "characters"   # the shipped ones
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -38,7 +43,10 @@ def decode(data: bytes, max_pixels: int) -> Image.Image:
             image.load()
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow refuses before our check
+        raise ImageError(f"image has over {Image.MAX_IMAGE_PIXELS} pixels; the limit is {max_pixels} pixels",
+                         status=413) from None
+    except UnidentifiedImageError as exc:
         raise ImageError(f"file is not a readable image ({type(exc).__name__})") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"file is not a readable image ({exc})") from None
@@ -73,16 +81,22 @@ def load_upload(data: bytes, max_pixels: int) -> np.ndarray:
     return to_linear(fit(decode(data, max_pixels)))
 
 
-def character_names(folder: Path = CHARACTERS) -> list[str]:
-    return sorted(p.stem for p in folder.glob("*.png") if _NAME.match(p.stem))
+def _folders(folder: Path | None) -> list[Path]:
+    return [folder] if folder is not None else search_path("characters")
 
 
-def load_named(name: str, folder: Path = CHARACTERS, max_pixels: int = 16_000_000) -> np.ndarray:
-    """A character from ``assets/characters/<name>.png``; names are plain (no paths, no traversal)."""
-    if not _NAME.match(name) or ".." in name:
+def character_names(folder: Path | None = None) -> list[str]:
+    """Names in ``folder``, else in the user's and the shipped characters."""
+    return sorted({p.stem for f in _folders(folder) for p in f.glob("*.png") if _NAME.fullmatch(p.stem)})
+
+
+def load_named(name: str, folder: Path | None = None, max_pixels: int = 16_000_000) -> np.ndarray:
+    """``<name>.png`` from ``folder``, else the user's, else the shipped one; names are plain (no paths, no traversal)."""
+    if not _NAME.fullmatch(name) or ".." in name:
         raise ImageError(f"character: '{name[:80]}' is not a valid name (letters, digits, '_', '-', '.')")
-    path = (folder / f"{name}.png").resolve()
-    if path.parent != folder.resolve() or not path.is_file():
-        raise ImageError(f"character: no character named '{name}'; available: {', '.join(character_names(folder))}",
-                         status=404)
-    return load_upload(path.read_bytes(), max_pixels)
+    for candidate in _folders(folder):
+        path = (candidate / f"{name}.png").resolve()
+        if path.parent == candidate.resolve() and path.is_file():
+            return load_upload(path.read_bytes(), max_pixels)
+    raise ImageError(f"character: no character named '{name}'; available: {', '.join(character_names(folder))}",
+                     status=404)

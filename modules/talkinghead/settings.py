@@ -9,13 +9,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from greenroom import ComputeSettings, load_time_field
+from greenroom.paths import assets_dir, cache_dir, find
 
 from .pose import MOUTH_OPEN_MORPHS, ROTATION_MORPHS
 
 log = logging.getLogger("greenroom.talkinghead")
 
-ROOT = Path(__file__).resolve().parent.parent.parent
-ASSETS = ROOT / "assets"
+ASSETS = assets_dir()   # the shipped assets; the user's own files are looked up first (greenroom.paths)
 FORMATS = ("PNG", "WEBP", "QOI", "TGA")
 Mode = Literal["auto", "full", "low_compute"]
 
@@ -119,13 +119,14 @@ class SettingsError(ValueError):
 
 
 def server_defaults(path: Path | None = None) -> dict[str, Any]:
-    """Built-in defaults overlaid with ``assets/settings/animator.json`` (the operator's defaults)."""
+    """Built-in defaults overlaid with ``settings/animator.json`` (the operator's defaults) from the user data
+    folder, else the shipped one."""
     base = AnimatorSettings().model_dump()
-    path = path or ASSETS / "settings" / "animator.json"
+    path = path or find("settings/animator.json")
+    if path is None:
+        return base
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return base
     except (OSError, ValueError) as exc:
         log.error("%s is unusable (%s); using built-in animator defaults", path, exc)
         return base
@@ -177,8 +178,10 @@ class TalkingheadSettings(ComputeSettings):
     compile: bool = load_time_field(False, "torch.compile the THA3 networks for full posing (about 2x faster on a "
                                            "CPU; the first start compiles for a minute).")
     compile_cache_dir: str = load_time_field("", "TorchInductor cache folder for compile (empty: torch's default).")
-    cache_dir: str = load_time_field("~/.cache/greenroom/talkinghead", "On-disk pose cache of the low_compute "
-                                                                      "mode, keyed by character image and pose.")
+    cache_dir: str = load_time_field("auto", "On-disk pose cache of the low_compute mode, keyed by character image "
+                                             "and pose. 'auto': talkinghead/ in the user cache folder "
+                                             "($GREENROOM_DATA_DIR/cache, else the platform's); \"\" disables it.",
+                                     validate_default=True)
     cache_memory_mb: int = Field(1024, ge=64, le=65536, description="Memory the low_compute pose cache may use.")
     cache_disk_mb: int = Field(2048, ge=0, le=1048576, description="Disk the pose cache may use (0 disables it).")
     background_nice: int = load_time_field(5, "Nice value of the low_compute mode's background renderer "
@@ -192,4 +195,10 @@ class TalkingheadSettings(ComputeSettings):
     max_image_pixels: int = Field(16_000_000, ge=262144, le=200_000_000, description="Largest decoded image "
                                                                                      "size in pixels.")
     animator: AnimatorSettings = Field(default_factory=AnimatorSettings, description="Defaults for new "
-                                       "instances, before assets/settings/animator.json and client settings.")
+                                       "instances, before settings/animator.json and client settings.")
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _cache_dir(cls, value: str) -> str:
+        """'auto' becomes the folder, read when the settings load (so GREENROOM_DATA_DIR applies)."""
+        return str(cache_dir() / "talkinghead") if value == "auto" else value
