@@ -112,6 +112,18 @@ def test_bloom_glows_past_bright_areas_onto_transparency():
     assert lum(out).sum() > lum(frame).sum()
 
 
+@pytest.mark.parametrize("chain", [[["bloom", {"threshold": 0.5, "strength": 2.0}]], [["bloom", {"exposure": 3.0}]],
+                                   [["banding", {"strength": 0.9}]]], ids=["bloom", "bloom-exposure", "banding"])
+def test_brightening_filters_keep_detail_in_bright_areas(chain):
+    """Light skin (0.9) with a darker line: brightened, neither flattens to white (issue 24)."""
+    frame = np.full((96, 96, 4), 0.9, np.float32)
+    frame[:, 40:44, :3] = 0.5
+    for t in (10.0, 10.4, 10.8):
+        out = run(chain, frame, t)
+        assert 0.91 < lum(out).max() < 0.995  # brightened, but not to white
+        assert (lum(out)[:, 20] - lum(out)[:, 42]).min() > 0.03  # the line still shows on every row
+
+
 def test_blur_smooths_and_ignores_colour_of_transparent_pixels():
     frame = np.zeros((96, 96, 4), np.float32)
     frame[..., 1] = 1.0  # transparent pixels with green colour: must not leak
