@@ -82,9 +82,9 @@ class WebPanel:
 class Module:
     """Base class of a Greenroom module.
 
-    Subclasses set the class attributes and override :meth:`blueprint`; modules
-    with a model override :meth:`load` and :meth:`unload`. Constructing a module
-    must be cheap: models are loaded in :meth:`load`, once, at start-up.
+    Subclasses set the class attributes and write their views in ``routes.py`` beside the class
+    (see :mod:`greenroom.views`); modules with a model override :meth:`load` and :meth:`unload`.
+    Constructing a module must be cheap: models are loaded in :meth:`load`, once, at start-up.
     """
 
     name: ClassVar[str]
@@ -107,8 +107,11 @@ class Module:
         self.settings = settings
 
     def blueprint(self) -> "ApiBlueprint":
-        """The module's routes. Called for every installed module, enabled or not."""
-        raise NotImplementedError
+        """The module's routes: ``routes`` (a :class:`greenroom.views.Routes`) of the ``routes`` module next to
+        the class, bound to this module. Called for every installed module, enabled or not."""
+        from importlib import import_module
+        package = type(self).__module__.rpartition(".")[0]
+        return import_module(f"{package}.routes").routes.blueprint(self)
 
     def load(self, compute: Compute) -> None:
         """Load models onto ``compute.device``. Raise to report a failed load."""

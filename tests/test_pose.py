@@ -44,7 +44,7 @@ class InProcessServer:
 
     @property
     def posing(self):
-        return self.app.extensions["greenroom.blueprints"]["talkinghead"].posing
+        return self.host.records["talkinghead"].instance.posing
 
     @property
     def poser(self):

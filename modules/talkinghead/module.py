@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from greenroom import ApiBlueprint, Compute, Module, Resources
+from greenroom import Compute, Module, Resources
 
 from . import pose as P
 from .images import CHARACTERS, load_named
 from .manager import InstanceManager
 from .poser import SharedPoser, load_poser
+from .posing import PoseService
 from .settings import ASSETS, TalkingheadSettings, merge_settings, server_defaults
 
 log = logging.getLogger("greenroom.talkinghead")
@@ -32,10 +33,7 @@ class Talkinghead(Module):
         self.poser: SharedPoser | None = None
         self._defaults_lock = threading.Lock()
         self._base_templates: dict[str, np.ndarray] = {}
-
-    def blueprint(self) -> ApiBlueprint:
-        from .routes import build_blueprint
-        return build_blueprint(self)
+        self.posing = PoseService(self)  # the pose editor's renders: cached, coalesced per channel
 
     # -- lifecycle -------------------------------------------------------------------------------
 

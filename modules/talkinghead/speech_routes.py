@@ -12,16 +12,18 @@ import io
 import logging
 import time
 import wave
-from typing import TYPE_CHECKING, Any, Callable, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from greenroom import ApiBlueprint, ApiError
+from greenroom import ApiError
+from greenroom.views import Routes
 
 from .lipsync import LipSync, LipSyncError, Track, prefetch_pose
 from .renderers import NOW
+from .request import ID_PATTERN, NOT_FOUND, instance_from_request, instance_id_field
 
 if TYPE_CHECKING:
     from .instance import Instance
@@ -29,15 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("greenroom.talkinghead.speech")
 
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 AudioFormat = Literal["wav", "mp3", "opus", "aac", "flac", "pcm"]
 MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac",
                "flac": "audio/flac", "pcm": "audio/pcm"}
-NOT_FOUND = "Unknown instance_id (the message names it)"
-
-
-def _instance_field() -> Any:
-    return Field(None, pattern=ID_PATTERN, description="Avatar instance; the default instance when omitted.")
+INSTANCE = "Avatar instance; the default instance when omitted."
 
 
 def _utterance_field() -> Any:
@@ -56,7 +53,7 @@ class SpeakBody(BaseModel):
     format: AudioFormat = Field("wav", description="Audio format of the base64 'audio'.")
     autostart: bool = Field(False, description="Start the mouth when this reply is sent, for clients that play "
                                                "at once and never call /speak/start.")
-    instance_id: str | None = _instance_field()
+    instance_id: str | None = instance_id_field(INSTANCE)
 
 
 class SpeakStartBody(BaseModel):
@@ -67,13 +64,13 @@ class SpeakStartBody(BaseModel):
     latency: float | None = Field(None, ge=-2.0, le=2.0, description="Show mouth shapes this many seconds "
                                                                     "early; default: the instance's "
                                                                     "lipsync_latency setting.")
-    instance_id: str | None = _instance_field()
+    instance_id: str | None = instance_id_field(INSTANCE)
 
 
 class SpeakStopBody(BaseModel):
     """Cancel the mouth schedule (the mouth eases back to the expression)."""
     utterance_id: str | None = _utterance_field()
-    instance_id: str | None = _instance_field()
+    instance_id: str | None = instance_id_field(INSTANCE)
 
 
 class WordTiming(BaseModel):
@@ -145,67 +142,68 @@ def prefetch_mouths(inst: "Instance") -> None:
         inst.renderer.prefetch(prefetch_pose(target), NOW)
 
 
-def add_speech_routes(bp: ApiBlueprint, module: "Talkinghead",
-                      instance: Callable[[BaseModel | None], "Instance"]) -> None:
-    """Register /api/talkinghead/speak, /speak/start and /speak/stop on the talkinghead blueprint."""
+routes = Routes()
 
-    @bp.api("/api/talkinghead/speak", methods=["POST"], body=SpeakBody,
+
+@routes.api("/api/talkinghead/speak", methods=["POST"], body=SpeakBody,
             summary="Speak through tts and lip-sync the avatar: audio + word timings + utterance_id",
             responses={200: SpeakReply, 400: "Bad text, voice, mix, speed or format", 404: NOT_FOUND,
                        503: "tts not loaded, or busy (Retry-After)"})
-    def speak(body: SpeakBody):
-        """The mouth starts when the client calls /speak/start (or at once with autostart)."""
-        inst = instance(body)
-        tts = module.host.service("tts.speak")
-        if tts is None:
-            raise ApiError(503, "speak needs the tts module; enable it (--enable-modules=talkinghead,tts)")
-        prefetch_mouths(inst)
-        t0 = time.perf_counter()
-        try:
-            result = tts(body.text, body.voice, body.speed, body.voice2, body.mix)
-        except ValueError as exc:  # the tts module's input errors name the field
-            raise ApiError(400, str(exc)) from None
-        except RuntimeError as exc:  # the tts scheduler is full
-            retry = str(getattr(exc, "retry_after", 5))
-            raise ApiError(503, str(exc), headers={"Retry-After": retry}) from None
-        track = Track.from_words(result["words"])
-        lipsync = lipsync_of(inst)
-        utterance = lipsync.prepare(track, result["duration"], words=len(result["words"]))
-        if body.autostart:
-            lipsync.start(utterance.id, 0.0, inst.settings.lipsync_latency)
-        data = encode_audio(module.host, result["audio"], result["sample_rate"], body.format)
-        inst.touch()
-        log.info("talkinghead speak: instance %s, %d chars, %d words, %.2f s audio, %d keyframes, %s, %.2f s",
-                 inst.id, len(body.text), len(result["words"]), result["duration"], len(track), body.format,
-                 time.perf_counter() - t0)
-        return jsonify({"audio": base64.b64encode(data).decode("ascii"), "format": body.format,
-                        "media_type": MEDIA_TYPES[body.format], "sample_rate": result["sample_rate"],
-                        "duration": result["duration"], "voice": result["voice"], "words": result["words"],
-                        "utterance_id": utterance.id, "instance_id": inst.id, "keyframes": len(track),
-                        "started": body.autostart})
+def speak(module: "Talkinghead", body: SpeakBody):
+    """The mouth starts when the client calls /speak/start (or at once with autostart)."""
+    inst = instance_from_request(module, body)
+    tts = module.host.service("tts.speak")
+    if tts is None:
+        raise ApiError(503, "speak needs the tts module; enable it (--enable-modules=talkinghead,tts)")
+    prefetch_mouths(inst)
+    t0 = time.perf_counter()
+    try:
+        result = tts(body.text, body.voice, body.speed, body.voice2, body.mix)
+    except ValueError as exc:  # the tts module's input errors name the field
+        raise ApiError(400, str(exc)) from None
+    except RuntimeError as exc:  # the tts scheduler is full
+        retry = str(getattr(exc, "retry_after", 5))
+        raise ApiError(503, str(exc), headers={"Retry-After": retry}) from None
+    track = Track.from_words(result["words"])
+    lipsync = lipsync_of(inst)
+    utterance = lipsync.prepare(track, result["duration"], words=len(result["words"]))
+    if body.autostart:
+        lipsync.start(utterance.id, 0.0, inst.settings.lipsync_latency)
+    data = encode_audio(module.host, result["audio"], result["sample_rate"], body.format)
+    inst.touch()
+    log.info("talkinghead speak: instance %s, %d chars, %d words, %.2f s audio, %d keyframes, %s, %.2f s",
+             inst.id, len(body.text), len(result["words"]), result["duration"], len(track), body.format,
+             time.perf_counter() - t0)
+    return jsonify({"audio": base64.b64encode(data).decode("ascii"), "format": body.format,
+                    "media_type": MEDIA_TYPES[body.format], "sample_rate": result["sample_rate"],
+                    "duration": result["duration"], "voice": result["voice"], "words": result["words"],
+                    "utterance_id": utterance.id, "instance_id": inst.id, "keyframes": len(track),
+                    "started": body.autostart})
 
-    @bp.api("/api/talkinghead/speak/start", methods=["POST"], body=SpeakStartBody,
+
+@routes.api("/api/talkinghead/speak/start", methods=["POST"], body=SpeakStartBody,
             summary="Playback began: the mouth follows the audio from 'offset' seconds on",
             responses={200: UtteranceState, 404: "Unknown instance, or nothing to start",
                        409: "utterance_id was replaced by a newer utterance or stopped"})
-    def speak_start(body: SpeakStartBody):
-        inst = instance(body)
-        latency = inst.settings.lipsync_latency if body.latency is None else body.latency
-        try:
-            utterance = lipsync_of(inst).start(body.utterance_id, body.offset, latency)
-        except LipSyncError as exc:
-            raise ApiError(exc.status, str(exc), utterance_id=body.utterance_id) from None
-        inst.touch()
-        return jsonify({"instance_id": inst.id, "utterance_id": utterance.id, "started": True, "latency": latency,
-                        "lipsync": lipsync_of(inst).status()})
+def speak_start(module: "Talkinghead", body: SpeakStartBody):
+    inst = instance_from_request(module, body)
+    latency = inst.settings.lipsync_latency if body.latency is None else body.latency
+    try:
+        utterance = lipsync_of(inst).start(body.utterance_id, body.offset, latency)
+    except LipSyncError as exc:
+        raise ApiError(exc.status, str(exc), utterance_id=body.utterance_id) from None
+    inst.touch()
+    return jsonify({"instance_id": inst.id, "utterance_id": utterance.id, "started": True, "latency": latency,
+                    "lipsync": lipsync_of(inst).status()})
 
-    @bp.api("/api/talkinghead/speak/stop", methods=["POST"], body=SpeakStopBody,
+
+@routes.api("/api/talkinghead/speak/stop", methods=["POST"], body=SpeakStopBody,
             summary="Cancel the lip-sync schedule (idempotent: stopped=false when nothing matched)",
             responses={200: UtteranceState, 404: NOT_FOUND})
-    def speak_stop(body: SpeakStopBody):
-        inst = instance(body)
-        lipsync = lipsync_of(inst)
-        stopped = lipsync.stop(body.utterance_id)
-        current = lipsync.current()
-        return jsonify({"instance_id": inst.id, "utterance_id": body.utterance_id or (current.id if current else None),
-                        "stopped": stopped, "lipsync": lipsync.status()})
+def speak_stop(module: "Talkinghead", body: SpeakStopBody):
+    inst = instance_from_request(module, body)
+    lipsync = lipsync_of(inst)
+    stopped = lipsync.stop(body.utterance_id)
+    current = lipsync.current()
+    return jsonify({"instance_id": inst.id, "utterance_id": body.utterance_id or (current.id if current else None),
+                    "stopped": stopped, "lipsync": lipsync.status()})
