@@ -54,7 +54,7 @@ def blur(planes: np.ndarray, ctx: Context, sigma: float) -> None:
 @register("bloom", dynamic=False, order=0.0, params=[
     Float("threshold", 0.8, 0.0, 1.0, "Linear luminance above which pixels start to glow (fully 0.1 above it); "
           "0.8 is light skin, lower makes a face glow."),
-    Float("strength", 0.3, 0.0, 2.0, "How bright the glow is added."),
+    Float("strength", 0.3, 0.0, 2.0, "How much light the glow adds (tone-mapped: it brightens, never clips)."),
     Float("sigma", 7.0, 0.5, 32.0, "Glow radius in pixels."),
     Float("exposure", 1.0, 0.1, 5.0, "Brightness multiplier before the glow is added (above 1 highlights roll "
           "off instead of clipping); 1 keeps it."),
