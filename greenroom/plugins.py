@@ -32,7 +32,8 @@ BUILTIN_DISTRIBUTION = "greenroom"
 LOAD_PLUGINS_ENV = "GREENROOM_LOAD_PLUGINS"
 BUILTIN_PACKAGE = "greenroom_modules"
 DEFAULT_PLUGINS = tuple(f"{BUILTIN_PACKAGE}.{name}.plugin"
-                        for name in ("talkinghead", "imagefx", "tts", "classify", "embeddings", "nlp", "websearch"))
+                        for name in ("talkinghead", "imagefx", "tts", "classify", "embeddings", "nlp", "websearch",
+                                     "stt"))
 
 
 def import_builtin_package() -> None:

@@ -1,0 +1,1 @@
+"""The built-in ``stt`` module: Whisper speech recognition through faster-whisper."""
