@@ -11,11 +11,13 @@ from typing import Any
 import numpy as np
 
 from greenroom import ApiBlueprint, ApiError, Compute, Module, Resources
+from greenroom.openai_models import offer_models
 
 from . import audio
 from .backends import SAMPLE_RATE, OnnxBackend, TorchBackend
 from .engine import Plan, Synthesizer, TTSInputError
 from .g2p import Phonemizer
+from .routes import OPENAI_MODELS
 from .scheduler import Busy, Job, Scheduler
 from .settings import TTSSettings
 
@@ -72,6 +74,7 @@ class TTSModule(Module):
         self.synth = synth
         self.scheduler = Scheduler(s.max_jobs, s.workers)
         self.host.provide("tts.speak", self.speak)
+        offer_models(self.host, lambda: OPENAI_MODELS)  # listed by GET /v1/models
         # Encoding to mp3/opus/aac/flac/wav/pcm for other modules (the avatar's lip-sync replies).
         self.host.provide("tts.encode", audio.encode)
         log.info("tts: %s backend, %d voices, default %s", backend.name, len(synth.voices()), default)

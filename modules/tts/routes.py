@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from greenroom import ApiBlueprint, ApiError
 from greenroom.api import binary
+from greenroom.openai_models import model_list
 
 from . import audio
 from .backends import SAMPLE_RATE
@@ -226,8 +227,7 @@ def build_blueprint(module: "TTSModule") -> ApiBlueprint:
 
     @bp.api("/v1/models", tags=["tts", "openai"], summary="The model names /v1/audio/speech accepts")
     def openai_models():
-        return jsonify({"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "greenroom"}
-                                                   for m in OPENAI_MODELS]})
+        return jsonify(model_list(module.host))  # every loaded module's models (tts offers OPENAI_MODELS)
 
     @bp.api("/api/tts/voices", summary="Voices, aliases and the default voice")
     def voices():
