@@ -6,7 +6,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 from pydantic import ValidationError
 
@@ -17,6 +17,7 @@ from .plugins import PluginRegistry
 from .resources import LoadMeter, choose_compute, cpu_fallback
 
 log = logging.getLogger("greenroom.host")
+T = TypeVar("T")
 
 
 @dataclass
@@ -119,7 +120,7 @@ class Host:
         self.auth_exempt: set[str] = set()
         self.streams = StreamSlots(config.server.max_streams)
         self.stopping = threading.Event()
-        self._services: dict[str, Any] = {}
+        self._services: dict[Any, Any] = {}
         self._subscribers: dict[str, list[Callable[..., Any]]] = {}
         self._shared: dict[Any, Any] = {}
         self._shared_lock = threading.Lock()
@@ -239,12 +240,16 @@ class Host:
 
     # -- cooperation between modules ---------------------------------------------------------
 
-    def provide(self, name: str, service: Any) -> None:
-        """Offer a service to other modules under a well-known name (e.g. 'talkinghead.avatar')."""
-        self._services[name] = service
+    def provide(self, kind: type[T], service: T) -> None:
+        """Offer ``service`` to other modules as the implementation of the contract ``kind`` (a Protocol or
+        ABC that the providing module publishes, e.g. ``greenroom_modules.tts.contract.Speech``)."""
+        if isinstance(kind, type) and not isinstance(service, kind):
+            raise TypeError(f"{service!r} does not implement {kind.__name__}")
+        self._services[kind] = service
 
-    def service(self, name: str, default: Any = None) -> Any:
-        return self._services.get(name, default)
+    def service(self, kind: type[T]) -> T | None:
+        """The loaded implementation of ``kind``, or None."""
+        return self._services.get(kind)
 
     def subscribe(self, topic: str, callback: Callable[..., Any]) -> None:
         self._subscribers.setdefault(topic, []).append(callback)

@@ -14,6 +14,7 @@ from greenroom import ApiBlueprint, Module, hookimpl
 from greenroom.app import create_app
 from greenroom.config import HostConfig, ServerSettings
 from greenroom_modules.classify.labels import GOEMOTIONS
+from greenroom_modules.embeddings.models import SharedEncoder
 
 from .server_process import ServerProcess
 
@@ -154,9 +155,9 @@ def test_classify_result_is_published_for_single_texts(app):
 def test_embedding_model_is_loaded_once_and_shared(app):
     host = app.extensions["greenroom"]
     classify, embeddings = host.module("classify"), host.module("embeddings")
-    keys = [k for k in host._shared if k[0] == "sentence-transformers"]
+    keys = [k for k in host._shared if k[0] is SharedEncoder]
     assert len(keys) == 1
-    assert classify.backend.model is embeddings._encoders["default"].model is embeddings._encoders["qa"].model
+    assert classify.backend.encoder is embeddings._encoders["default"] is embeddings._encoders["qa"]
     assert host.records["embeddings"].load_seconds < host.records["classify"].load_seconds
 
 

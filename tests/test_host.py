@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import types
+from typing import Protocol, runtime_checkable
 
 import pytest
 from flask import jsonify
@@ -276,6 +277,18 @@ def test_live_settings_change_validated(app_with):
 
 # -- services between modules ----------------------------------------------------------------------
 
+@runtime_checkable
+class Shouter(Protocol):
+    """A typed contract, as a module publishes one in its contract.py."""
+
+    def shout(self, text: str) -> str: ...
+
+
+class Loud:
+    def shout(self, text: str) -> str:
+        return text.upper() + "!"
+
+
 def test_modules_cooperate_through_the_host(app_with):
     app = app_with()
     host = app.extensions["greenroom"]
@@ -284,8 +297,10 @@ def test_modules_cooperate_through_the_host(app_with):
     host.subscribe("echoed", lambda text: 1 / 0)  # a failing subscriber must not break the request
     assert app.test_client().post("/api/echo", json={"text": "yo"}).status_code == 200
     assert seen == ["yo"]
-    host.provide("echo.prefixer", str.upper)
-    assert host.service("echo.prefixer")("a") == "A" and host.service("missing") is None
+    host.provide(Shouter, Loud())
+    assert host.service(Shouter).shout("a") == "A!" and host.service(Loud) is None
+    with pytest.raises(TypeError, match="does not implement Shouter"):
+        host.provide(Shouter, object())
     calls = []
     assert host.shared("k", lambda: calls.append(1) or "model") == host.shared("k", lambda: calls.append(1))
     assert calls == [1]

@@ -1,5 +1,5 @@
 """The torch backend (``kokoro``'s KModel) with a random-weights checkpoint this file generates: the real
-loading code, durations, word timestamps, voices from a folder, mixes, and the ``tts.speak`` service.
+loading code, durations, word timestamps, voices from a folder, mixes, and the Speech service.
 The speech is noise (random weights); only the plumbing is checked."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import soundfile as sf
 import torch
 
 from greenroom.app import create_app, host_of
+from greenroom_modules.tts.contract import InvalidSpeech, Speech
 
 # A small Kokoro: the decoder's 512 channels are fixed by kokoro's code; max_dur 4 keeps utterances short.
 CONFIG = {
@@ -89,16 +90,17 @@ def test_torch_backend_british_voice_mix_and_stream(app):
     assert [w["original"] for line in lines for w in line["words"]] == ["Tomato", "Schedule"]
 
 
-def test_speak_service_for_other_modules(app):
-    speak = host_of(app).service("tts.speak")
-    out = speak("Hi there.", "af_test", speed=1.5, voice2="bm_test", mix=0.5)
-    assert set(out) == {"audio", "sample_rate", "duration", "voice", "words"}
-    assert out["audio"].dtype == np.float32 and out["sample_rate"] == 24000
-    assert out["duration"] == pytest.approx(len(out["audio"]) / 24000, abs=1e-3)
-    assert [w["original"] for w in out["words"]] == ["Hi", "there"]
-    assert set(out["words"][0]) == {"word", "original", "phonemes", "start", "end"}
-    with pytest.raises(ValueError, match="unknown voice"):
-        speak("Hi.", "af_nobody")
+def test_speech_service_for_other_modules(app):
+    speech = host_of(app).service(Speech)
+    said = speech.speak("Hi there.", "af_test", speed=1.5, voice2="bm_test", mix=0.5, format="mp3")
+    assert said.audio.dtype == np.float32 and said.sample_rate == speech.sample_rate == 24000
+    assert said.duration == pytest.approx(len(said.audio) / 24000, abs=1e-3)
+    assert [w.original for w in said.words] == ["Hi", "there"] and said.words[0].end <= said.words[1].start
+    assert said.media_type == "audio/mpeg" and said.data[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3")
+    assert speech.encode(said.audio, "wav")[:4] == b"RIFF"
+    with pytest.raises(InvalidSpeech, match="unknown voice") as err:
+        speech.speak("Hi.", "af_nobody")
+    assert err.value.status == 400
 
 
 def test_hub_paths_fail_clearly_offline(make_config, monkeypatch):

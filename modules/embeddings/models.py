@@ -1,10 +1,22 @@
-"""Loading sentence-transformers models once per host, shared with any module that asks by the same key."""
+"""The sentence encoder that the embeddings and classify modules share: one loader, one copy per host.
+
+Any module may import this file (it needs no Flask and no embeddings module)::
+
+    from greenroom_modules.embeddings.models import shared_encoder
+    encoder = shared_encoder(self.context, "all-MiniLM-L6-v2", compute)   # in Module.load
+    vectors = encoder.encode(["a text", "another"])                       # unit vectors, float32
+
+Modules asking for the same model on the same device and dtype get the same object, whichever loads
+first; the dtype rule is the same for all of them: the compute's dtype on CUDA, float32 on the CPU.
+"""
 from __future__ import annotations
 
 import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from greenroom.module import Compute
 
@@ -40,19 +52,24 @@ class SharedEncoder:
     def max_seq_length(self) -> int:
         return int(self.model.max_seq_length)
 
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Unit vectors (float32), one row per text; one caller at a time."""
+        with self.lock:
+            vectors = self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                        convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
+
 
 def shared_encoder(host: Any, spec: str, compute: Compute) -> SharedEncoder:
-    """The host-wide copy of ``spec`` on ``compute.device`` (key agreed with the classify module)."""
+    """The host-wide encoder of ``spec`` (a hub id or path) for ``compute``, loaded on first use."""
     path = resolve_model(spec)
 
-    def load() -> Any:
+    def load() -> SharedEncoder:
         from sentence_transformers import SentenceTransformer
-        log.info("loading sentence-transformers model %s on %s", spec, compute.device)
+        log.info("loading sentence-transformers model %s on %s (%s)", spec, compute.device, compute.dtype)
         model = SentenceTransformer(path, device=compute.device)
         if compute.is_cuda and compute.dtype in ("float16", "bfloat16"):
             model = model.half() if compute.dtype == "float16" else model.bfloat16()
-        return model
+        return SharedEncoder(model, threading.Lock(), path)
 
-    model = host.shared(("sentence-transformers", path, compute.device), load)
-    lock = host.shared(("sentence-transformers.lock", path, compute.device), threading.Lock)
-    return SharedEncoder(model, lock, path)
+    return host.shared((SharedEncoder, path, compute.device, compute.dtype if compute.is_cuda else "float32"), load)

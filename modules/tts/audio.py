@@ -12,6 +12,7 @@ import av
 import numpy as np
 
 from .backends import SAMPLE_RATE
+from .contract import MEDIA_TYPES
 
 
 @dataclass(frozen=True)
@@ -23,12 +24,12 @@ class Format:
 
 
 FORMATS: dict[str, Format] = {
-    "mp3": Format("mp3", "libmp3lame", "audio/mpeg", 64000),
-    "opus": Format("ogg", "libopus", "audio/ogg", 48000),
-    "aac": Format("adts", "aac", "audio/aac", 64000),
-    "flac": Format("flac", "flac", "audio/flac"),
-    "wav": Format("wav", "pcm_s16le", "audio/wav"),
-    "pcm": Format("s16le", "pcm_s16le", "audio/pcm"),
+    "mp3": Format("mp3", "libmp3lame", MEDIA_TYPES["mp3"], 64000),
+    "opus": Format("ogg", "libopus", MEDIA_TYPES["opus"], 48000),
+    "aac": Format("adts", "aac", MEDIA_TYPES["aac"], 64000),
+    "flac": Format("flac", "flac", MEDIA_TYPES["flac"]),
+    "wav": Format("wav", "pcm_s16le", MEDIA_TYPES["wav"]),
+    "pcm": Format("s16le", "pcm_s16le", MEDIA_TYPES["pcm"]),
 }
 """OpenAI's response formats. ``pcm`` is raw signed 16-bit little-endian mono at 24 kHz."""
 

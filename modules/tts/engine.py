@@ -14,6 +14,7 @@ import numpy as np
 from . import text as textmod
 from . import voices
 from .backends import FRAME, MAX_TOKENS, SAMPLE_RATE, Backend, style_row
+from .contract import InvalidSpeech, WordTiming
 from .g2p import PhonToken
 
 log = logging.getLogger("greenroom.tts.engine")
@@ -24,17 +25,8 @@ SILENCE_SECONDS = 0.2
 _CUT_PREFERENCE = ("!.?…", ":;", ",—")
 
 
-class TTSInputError(ValueError):
-    """Bad text, voice, speed or mix: the message names the field (answered 400)."""
-
-
-@dataclass
-class Word:
-    word: str
-    original: str
-    phonemes: str
-    start: float
-    end: float
+TTSInputError = InvalidSpeech
+"""Bad text, voice, speed or mix: the message names the field (answered 400)."""
 
 
 @dataclass
@@ -44,7 +36,7 @@ class Segment:
     index: int
     text: str
     audio: np.ndarray
-    words: list[Word] = field(default_factory=list)
+    words: list[WordTiming] = field(default_factory=list)
 
     @property
     def duration(self) -> float:
@@ -152,7 +144,7 @@ class Synthesizer:
             item = sentence[item_index]
             phonemes = " ".join(tk.phonemes for tk in tokens if tk.item == item_index and tk.phonemes)
             start, end = spans[item_index]
-            words.append(Word(item.spoken, item.original, phonemes, round(start, 3), round(end, 3)))
+            words.append(WordTiming(item.spoken, item.original, phonemes, round(start, 3), round(end, 3)))
         return Segment(index, text, np.concatenate(audio_parts).astype(np.float32), words)
 
     def _ids(self, tk: PhonToken) -> list[int]:

@@ -1,5 +1,5 @@
 """The ``tts`` module: loads a Kokoro backend and the G2P once, schedules synthesis fairly, and offers
-``tts.speak`` to other modules (the talking head's lip-sync uses it)."""
+the :class:`~greenroom_modules.tts.contract.Speech` service to other modules (the talking head's lip-sync)."""
 from __future__ import annotations
 
 import contextlib
@@ -10,14 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from greenroom import ApiBlueprint, ApiError, Compute, Module, Resources
-from greenroom.openai_models import offer_models
+from greenroom import ApiBlueprint, Compute, Error, Invalid, Module, Resources
 
 from . import audio
 from .backends import SAMPLE_RATE, OnnxBackend, TorchBackend
+from .contract import AudioFormat, Speech, Spoken, WordTiming
 from .engine import Plan, Synthesizer, TTSInputError
 from .g2p import Phonemizer
-from .routes import OPENAI_MODELS
 from .scheduler import Busy, Job, Scheduler
 from .settings import TTSSettings
 
@@ -73,9 +72,8 @@ class TTSModule(Module):
         synth.render(warm, 0)  # first inference allocates; keep that out of the first request
         self.synth = synth
         self.scheduler = Scheduler(s.max_jobs, s.workers)
-        self.host.provide("tts.speak", self.speak)
-        offer_models(self.host, lambda: OPENAI_MODELS)  # listed by GET /v1/models
-        # Encoding to mp3/opus/aac/flac/wav/pcm for other modules (the avatar's lip-sync replies).
+        self.host.provide(Speech, self)
+        self.host.provide("tts.speak", self._speak_dict)  # these two until the talking head asks for Speech
         self.host.provide("tts.encode", audio.encode)
         log.info("tts: %s backend, %d voices, default %s", backend.name, len(synth.voices()), default)
 
@@ -91,7 +89,7 @@ class TTSModule(Module):
             try:
                 self.synth.plan("x", self.default_voice(self.synth, settings), aliases=settings.alias_map())
             except TTSInputError as exc:
-                raise ApiError(422, f"default_voice: {exc}") from None
+                raise Invalid(f"default_voice: {exc}") from None
             self.synth.default_lang = settings.lang
         if self.scheduler is not None:
             self.scheduler.max_jobs = settings.max_jobs
@@ -140,19 +138,29 @@ class TTSModule(Module):
         pcm = np.concatenate(parts) if parts else np.zeros(0, np.float32)
         return pcm, words
 
-    def speak(self, text: str, voice: str | None, speed: float = 1.0, voice2: str | None = None,
-              mix: float | None = None) -> dict[str, Any]:
-        """The ``tts.speak`` service: float32 audio, sample_rate, duration and words with times.
+    # -- the Speech service (contract.py) --------------------------------------------------------
 
-        Raises ``ValueError`` (TTSInputError) for bad input and ``RuntimeError`` (Busy) when full.
-        """
+    sample_rate = SAMPLE_RATE
+
+    def speak(self, text: str, voice: str | None = None, *, voice2: str | None = None, mix: float | None = None,
+              speed: float = 1.0, format: AudioFormat | None = None) -> Spoken:
+        """See :meth:`Speech.speak`: raises InvalidSpeech (TTSInputError) or Busy."""
         started = time.perf_counter()
         plan = self.plan(text, voice, speed, voice2, mix)
         pcm, words = self.synthesize(plan, "service")
-        log.info("tts.speak: %d chars, %d sentences, voice %s -> %.2f s audio in %.2f s", len(text),
+        log.info("speech service: %d chars, %d sentences, voice %s -> %.2f s audio in %.2f s", len(text),
                  len(plan.sentences), plan.voice, len(pcm) / SAMPLE_RATE, time.perf_counter() - started)
-        return {"audio": pcm, "sample_rate": SAMPLE_RATE, "duration": round(len(pcm) / SAMPLE_RATE, 3),
-                "voice": plan.voice, "words": words}
+        return Spoken(pcm, SAMPLE_RATE, plan.voice, [WordTiming(**w) for w in words], format,
+                      None if format is None else self.encode(pcm, format))
+
+    def encode(self, pcm: np.ndarray, format: AudioFormat) -> bytes:
+        return audio.encode(pcm, format)
+
+    def _speak_dict(self, text: str, voice: str | None, speed: float = 1.0, voice2: str | None = None,
+                    mix: float | None = None) -> dict[str, Any]:
+        said = self.speak(text, voice, voice2=voice2, mix=mix, speed=speed)
+        return {"audio": said.audio, "sample_rate": said.sample_rate, "duration": said.duration,
+                "voice": said.voice, "words": [w.as_dict() for w in said.words]}
 
     def sample(self, voice: str) -> bytes:
         """A short WAV of ``voice`` saying ``sample_text``, generated once per voice and cached."""
@@ -168,7 +176,7 @@ class TTSModule(Module):
 
     def _ready(self) -> Synthesizer:
         if self.synth is None:
-            raise ApiError(503, "tts is not loaded")
+            raise Error(503, "tts is not loaded")
         return self.synth
 
 
