@@ -117,6 +117,13 @@ class SillyTavernProcess:
         if not link.exists():
             link.symlink_to(EXTENSION, target_is_directory=True)
 
+    def set_extension_settings(self, name: str, **values) -> None:
+        """Change an extension's saved settings (the page reads them when it loads)."""
+        path = self.user / "settings.json"
+        settings = json.loads(path.read_text())
+        settings.setdefault("extension_settings", {}).setdefault(name, {}).update(values)
+        path.write_text(json.dumps(settings))
+
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

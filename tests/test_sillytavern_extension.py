@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -44,26 +45,34 @@ def character_png(name: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def greenroom(tmp_path_factory):
+def greenroom_starting(tmp_path_factory):
+    """Greenroom starting in the background (its models take a while) while SillyTavern and Chromium start."""
     folder = tmp_path_factory.mktemp("greenroom")
     (folder / "api_key.txt").write_text(KEY)
     config = folder / "plugins.toml"
     config.write_text(f'[modules.talkinghead]\ncache_dir = "{folder / "cache"}"\nmode = "low_compute"\n'
                       f'precompute_emotions = false\nmax_instances = 6\n\n'
                       f'[modules.talkinghead.animator]\ntarget_fps = 10\n')
-    proc = ServerProcess(["--config", str(config), "--secure", "--api-key-file", str(folder / "api_key.txt"),
-                          "--enable-modules=talkinghead,classify,tts"])
-    yield proc
-    proc.stop()
+    args = ["--config", str(config), "--secure", "--api-key-file", str(folder / "api_key.txt"),
+            "--enable-modules=talkinghead,classify,tts"]
+    with ThreadPoolExecutor(1) as pool:
+        starting = pool.submit(ServerProcess, args)
+        yield starting
+        if starting.exception() is None:
+            starting.result().stop()
 
 
 @pytest.fixture(scope="module")
-def sillytavern(tmp_path_factory, greenroom):
+def greenroom(greenroom_starting):
+    return greenroom_starting.result()
+
+
+@pytest.fixture(scope="module")
+def sillytavern(tmp_path_factory, greenroom_starting):
     home = prepare()
     data = tmp_path_factory.mktemp("st") / "data"
     lambda_00, lambda_01 = character_png("lambda_00"), character_png("lambda_01")
-    extension = {"url": greenroom.url, "apiKey": KEY, "enabled": True,
-                 "characters": {"Alice.png": {"speak": True, "speed": 1.2}}}
+    extension = {"url": "http://127.0.0.1:5100", "apiKey": KEY, "enabled": True}  # the URL: see tavern
     st = SillyTavernProcess(home, data, extension_settings={"greenroom": extension})
     st.add_character("Alice", lambda_00, {"talkinghead.png": lambda_00,
                                           "_animator.json": json.dumps(OLD_ANIMATOR).encode()})
@@ -184,7 +193,8 @@ def server(greenroom):
 
 
 @pytest.fixture(scope="module")
-def tavern(sillytavern, browser):
+def tavern(sillytavern, browser, greenroom):
+    sillytavern.set_extension_settings("greenroom", url=greenroom.url)  # SillyTavern reads them at page load
     tab = Tavern(browser, sillytavern.url)
     yield tab
     tab.page.close()
@@ -236,7 +246,10 @@ def test_speech_plays_and_the_lip_sync_utterance_is_playing(tavern, server):
         HTMLMediaElement.prototype.play = function () {
             this.addEventListener('playing', () => { window.__greenroomPlayed = true; }, { once: true });
             return play.call(this); }; }""")
-    tavern.say("Alice", '*waves happily* "Hello there! It is lovely to see you again, my friend."')
+    tavern.open_settings()
+    tavern.page.select_option("#greenroom_character", "Alice.png")
+    tavern.page.locator("#greenroom_speak").check()
+    tavern.say("Alice", '*waves happily* "Hello there, my friend!"')
     tavern.page.wait_for_function("window.__greenroomPlayed === true", timeout=120_000)
     tavern.page.wait_for_function(
         "document.querySelector('#greenroom_holder figure[data-character=Alice]').dataset.lipsync === 'playing'",
@@ -278,7 +291,7 @@ def test_a_settings_change_reaches_the_instance(tavern, server):
     strength.fill("0.5")
     strength.dispatch_event("change")
     server.wait(lambda: server.get("/api/talkinghead/animator_settings", instance_id=iid)
-                ["postprocessor_chain"][2][1]["strength"] == 0.5, 20, "desaturate strength 0.5")
+                ["postprocessor_chain"][2][1].get("strength") == 0.5, 20, "desaturate strength 0.5")
     saved = tavern.js("() => SillyTavern.getContext().extensionSettings.greenroom.characters['Alice.png'].animator")
     assert saved["target_fps"] == 7 and saved["postprocessor_chain"][2][0] == "desaturate"
     tavern.shot("03-settings")

@@ -1037,14 +1037,12 @@ async function start() {
         await syncAvatars();
         renderCharacterPanel();
     });
-    c.eventSource.on(events.GROUP_UPDATED, () => syncAvatars());
-    c.eventSource.on(events.CHARACTER_MESSAGE_RENDERED, id => onCharacterMessage(id));
-    c.eventSource.on(events.MESSAGE_SENT, () => stopSpeech());
-    c.eventSource.on(events.GENERATION_STOPPED, async () => {
-        await stopSpeech();
-        await stopTalking();
-    });
-    if (events.STREAM_TOKEN_RECEIVED) c.eventSource.on(events.STREAM_TOKEN_RECEIVED, () => onStreamToken());
+    // SillyTavern awaits its listeners: these run on their own so a slow server never holds up the chat.
+    c.eventSource.on(events.GROUP_UPDATED, () => { syncAvatars(); });
+    c.eventSource.on(events.CHARACTER_MESSAGE_RENDERED, id => { onCharacterMessage(id); });
+    c.eventSource.on(events.MESSAGE_SENT, () => { stopSpeech(); });
+    c.eventSource.on(events.GENERATION_STOPPED, () => { stopSpeech().then(stopTalking); });
+    if (events.STREAM_TOKEN_RECEIVED) c.eventSource.on(events.STREAM_TOKEN_RECEIVED, () => { onStreamToken(); });
     if (events.GROUP_MEMBER_DRAFTED) c.eventSource.on(events.GROUP_MEMBER_DRAFTED, id => onMemberDrafted(id));
     document.addEventListener('visibilitychange', onVisibilityChange);
     window.addEventListener('pagehide', unloadOnExit);
