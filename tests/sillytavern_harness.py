@@ -66,6 +66,9 @@ def tarball() -> Path:
 def prepare() -> Path:
     """The installed SillyTavern folder (unpacked and ``npm ci``-ed on first use; later calls reuse it)."""
     tar = tarball()
+    missing = [tool for tool in ("node", "npm") if shutil.which(tool) is None]
+    if missing:
+        raise FileNotFoundError(f"{' and '.join(missing)} not found: the SillyTavern tests need Node.js 20 and npm")
     key = hashlib.sha256(tar.read_bytes()).hexdigest()[:16]
     home = CACHE / key / "sillytavern"
     if (home / DONE).exists():

@@ -337,9 +337,10 @@ async function applyAnimatorSettings(avatar) {
     const ours = characterSettings(avatar.key).animator;
     const reply = await api(`/api/talkinghead/load_animator_settings?instance_id=${avatar.id}`, { json: { ...fromFolder, ...ours } });
     const notes = typeof reply === 'string' && reply.startsWith('OK; ') ? reply.slice(4) : '';
+    const dropped = notes.split('; ').filter(note => note.includes('dropped') || note.includes('ignored'));
+    if (dropped.length && notes !== avatar.settingsNote) toast('warning', `${avatar.name}: ${dropped.join('; ')}`);
     avatar.settingsNote = notes;
     avatar.el.title = notes ? `Settings: ${notes}` : '';
-    if (notes) toast('info', `${avatar.name}: ${notes}`);
     if (state.editing === avatar.key) setNote(notes ? `Server: ${notes}` : 'Settings applied.');
     return reply;
 }
