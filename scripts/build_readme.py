@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ORDER = ["talkinghead", "postprocessor", "imagefx", "tts", "classify", "embeddings", "nlp", "websearch"]
+ORDER = ["talkinghead", "postprocessor", "imagefx", "tts", "stt", "classify", "embeddings", "nlp", "websearch"]
 EXTRA_DOCS = {"talkinghead": ["docs/webui.md", "docs/pose-editor.md"]}
 START, END = "<!-- MODULES -->", "<!-- /MODULES -->"
 LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")

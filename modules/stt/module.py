@@ -9,7 +9,7 @@ from typing import Any, Iterator, Literal
 
 import numpy as np
 
-from greenroom import ApiBlueprint, BadRequest, Busy, Compute, Invalid, Module, Resources
+from greenroom import BadRequest, Busy, Compute, Invalid, Module, Resources
 from greenroom.openai_models import offer_models
 
 from .decode import SAMPLE_RATE, check_not_silent, decode
@@ -57,10 +57,6 @@ class STTModule(Module):
         self._names: dict[str, str] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
-
-    def blueprint(self) -> ApiBlueprint:
-        from .routes import build_blueprint
-        return build_blueprint(self)
 
     def load(self, compute: Compute) -> None:
         from faster_whisper import WhisperModel

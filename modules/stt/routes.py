@@ -1,6 +1,7 @@
 """HTTP routes: SillyTavern's whisper-stt endpoint, OpenAI's /v1/audio/transcriptions and /translations
 (json, text, srt, vtt, verbose_json; SSE with ``stream``), Greenroom's /api/stt/transcribe (JSON, or NDJSON
-per segment) and the shared /v1/models listing. Every upload is multipart/form-data."""
+per segment) and the shared /v1/models listing. Every upload is multipart/form-data. Views sit at module
+level and take the module first (:mod:`greenroom.views`)."""
 from __future__ import annotations
 
 import contextlib
@@ -13,9 +14,10 @@ import numpy as np
 from flask import Response, jsonify, request
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from greenroom import ApiBlueprint, BadRequest, Error
+from greenroom import BadRequest, Error
 from greenroom.api import parse_model
 from greenroom.openai_models import model_list
+from greenroom.views import Routes
 
 from .module import Options, Task
 from .scheduler import Job
@@ -125,119 +127,129 @@ def read_form(form: type[BaseModel], file_field: str) -> tuple[bytes, BaseModel]
     return upload.read(), parse_model(form, fields, "form")
 
 
-def build_blueprint(module: "STTModule") -> ApiBlueprint:
-    bp = ApiBlueprint("stt", __name__)
+routes = Routes()
 
-    def audio_and_options(data: bytes, field: str, **options: Any) -> tuple[np.ndarray, Options]:
-        opts = module.options(**options)  # a bad language is named before the audio is decoded
-        return module.audio(data, field), opts
+OPENAI_REPLIES = {200: {"description": "The transcript in response_format (with stream: server-sent events)",
+                        "content": {"application/json": {"schema": {"type": "object"}},
+                                    **{t: {"schema": {"type": "string"}} for t in TEXT_TYPES.values()},
+                                    "text/event-stream": {"schema": {"type": "string"}}}},
+                  400: "Bad audio or field", 503: "Too many requests in flight (Retry-After)"}
 
-    def streamed(lines: Callable[[Job], Iterator[bytes]], pcm: np.ndarray, options: Options, label: str,
-                 media: str) -> Response:
-        """A streamed reply holding one of the host's stream slots (503 when none is free)."""
-        job = module.start(pcm, options, label)
-        try:
-            return Response(module.host.stream(lines(job)), mimetype=media)
-        except Error:
-            job.close()
-            raise
 
-    # -- SillyTavern ----------------------------------------------------------------------------
+# -- SillyTavern --------------------------------------------------------------------------------
 
-    @bp.api("/api/speech-recognition/whisper/process-audio", methods=["POST"],
+@routes.api("/api/speech-recognition/whisper/process-audio", methods=["POST"],
             request_content=multipart(SillyTavernForm, "AudioFile"),
             summary="SillyTavern's whisper-stt: multipart AudioFile (+ language) -> {transcript}",
             responses={200: Transcript, 400: "Missing, empty, silent, corrupt or too long audio; unknown language",
                        503: "Too many requests in flight (Retry-After)"})
-    def sillytavern():
-        data, form = read_form(SillyTavernForm, "AudioFile")
-        pcm, options = audio_and_options(data, "AudioFile", language=form.language)
-        return jsonify({"transcript": module.transcribe(pcm, options, "whisper-stt")["text"]})
+def sillytavern(module: "STTModule"):
+    data, form = read_form(SillyTavernForm, "AudioFile")
+    pcm, options = audio_and_options(module, data, "AudioFile", language=form.language)
+    return jsonify({"transcript": module.transcribe(pcm, options, "whisper-stt")["text"]})
 
-    # -- OpenAI ---------------------------------------------------------------------------------
 
-    def openai_route(task: Task) -> Callable[[], Response]:
-        def view() -> Response:
-            data, form = read_form(OpenAIForm, "file")
-            granularities = set(form.timestamp_granularities) or {"segment"}
-            verbose = form.response_format == "verbose_json"
-            pcm, options = audio_and_options(data, "file", language=form.language, task=task, prompt=form.prompt,
-                                             temperature=form.temperature, words=verbose and "word" in granularities)
-            if form.stream:
-                return streamed(_sse, pcm, options, f"openai {task} stream", "text/event-stream")
-            result = module.transcribe(pcm, options, f"openai {task}")
-            return openai_reply(result, form.response_format, granularities, task, module.language_name)
-        view.__name__ = f"openai_{task}"
-        return view
+# -- OpenAI -------------------------------------------------------------------------------------
 
-    openai_responses = {200: {"description": "The transcript in response_format (with stream: server-sent events)",
-                              "content": {"application/json": {"schema": {"type": "object"}},
-                                          **{t: {"schema": {"type": "string"}} for t in TEXT_TYPES.values()},
-                                          "text/event-stream": {"schema": {"type": "string"}}}},
-                        400: "Bad audio or field", 503: "Too many requests in flight (Retry-After)"}
-    bp.api("/v1/audio/transcriptions", methods=["POST"], request_content=multipart(OpenAIForm, "file"),
-           tags=["stt", "openai"], responses=openai_responses,
-           summary="OpenAI-compatible transcription (json, text, srt, vtt, verbose_json with word timestamps)",
-           )(openai_route("transcribe"))
-    bp.api("/v1/audio/translations", methods=["POST"], request_content=multipart(OpenAIForm, "file"),
-           tags=["stt", "openai"], responses=openai_responses,
-           summary="OpenAI-compatible translation into English (an English-only model transcribes English)",
-           )(openai_route("translate"))
+@routes.api("/v1/audio/transcriptions", methods=["POST"], request_content=multipart(OpenAIForm, "file"),
+            tags=["stt", "openai"], responses=OPENAI_REPLIES,
+            summary="OpenAI-compatible transcription (json, text, srt, vtt, verbose_json with word timestamps)")
+def openai_transcriptions(module: "STTModule"):
+    return openai_task(module, "transcribe")
 
-    def _sse(job: Job) -> Iterator[bytes]:
-        texts: list[str] = []
-        with contextlib.closing(job):
-            try:
-                next(job)
-                for segment in job:
-                    texts.append(segment["text"])
-                    yield _event({"type": "transcript.text.delta", "delta": (" " if len(texts) > 1 else "")
-                                  + segment["text"]})
-            except Exception as exc:
-                log.error("transcription stream failed: %s", exc)
-                yield _event({"type": "error", "error": {"message": f"transcription failed ({type(exc).__name__})"}})
-                return
-        yield _event({"type": "transcript.text.done", "text": " ".join(t for t in texts if t)})
 
-    @bp.api("/v1/models", tags=["stt", "openai"], summary="The model names of every loaded OpenAI-style module")
-    def openai_models():
-        return jsonify(model_list(module.host))
+@routes.api("/v1/audio/translations", methods=["POST"], request_content=multipart(OpenAIForm, "file"),
+            tags=["stt", "openai"], responses=OPENAI_REPLIES,
+            summary="OpenAI-compatible translation into English (an English-only model transcribes English)")
+def openai_translations(module: "STTModule"):
+    return openai_task(module, "translate")
 
-    # -- Greenroom ------------------------------------------------------------------------------
 
-    @bp.api("/api/stt/transcribe", methods=["POST"], request_content=multipart(TranscribeForm, "file"),
+@routes.api("/v1/models", tags=["stt", "openai"], summary="The model names of every loaded OpenAI-style module")
+def openai_models(module: "STTModule"):
+    return jsonify(model_list(module.host))
+
+
+def openai_task(module: "STTModule", task: Task) -> Response:
+    data, form = read_form(OpenAIForm, "file")
+    granularities = set(form.timestamp_granularities) or {"segment"}
+    verbose = form.response_format == "verbose_json"
+    pcm, options = audio_and_options(module, data, "file", language=form.language, task=task, prompt=form.prompt,
+                                     temperature=form.temperature, words=verbose and "word" in granularities)
+    if form.stream:
+        return streamed(module, _sse, pcm, options, f"openai {task} stream", "text/event-stream")
+    result = module.transcribe(pcm, options, f"openai {task}")
+    return openai_reply(result, form.response_format, granularities, task, module.language_name)
+
+
+def _sse(job: Job) -> Iterator[bytes]:
+    texts: list[str] = []
+    with contextlib.closing(job):
+        try:
+            next(job)
+            for segment in job:
+                texts.append(segment["text"])
+                yield _event({"type": "transcript.text.delta",
+                              "delta": (" " if len(texts) > 1 else "") + segment["text"]})
+        except Exception as exc:
+            log.error("transcription stream failed: %s", exc)
+            yield _event({"type": "error", "error": {"message": f"transcription failed ({type(exc).__name__})"}})
+            return
+    yield _event({"type": "transcript.text.done", "text": " ".join(t for t in texts if t)})
+
+
+# -- Greenroom ----------------------------------------------------------------------------------
+
+@routes.api("/api/stt/transcribe", methods=["POST"], request_content=multipart(TranscribeForm, "file"),
             summary="Transcript with segments and word timings (JSON, or NDJSON per segment)",
             responses={200: {"description": "The whole transcript as JSON; with `stream`, NDJSON: an 'info' line, "
                                             "'segment' lines as they are decoded, a 'done' line (or {\"error\"})",
                              "content": {"application/json": TranscribeReply,
                                          "application/x-ndjson": {"schema": {"type": "string"}}}},
                        400: "Bad audio or field", 503: "Too many requests in flight (Retry-After)"})
-    def transcribe():
-        """Segments carry `words` with `start`/`end` seconds when `word_timestamps` is on (the default)."""
-        data, form = read_form(TranscribeForm, "file")
-        pcm, options = audio_and_options(data, "file", language=form.language, task=form.task, prompt=form.prompt,
-                                         temperature=form.temperature, words=form.word_timestamps)
-        if form.stream:
-            return streamed(_ndjson, pcm, options, "transcribe stream", "application/x-ndjson")
-        result = module.transcribe(pcm, options, "transcribe")
-        return jsonify({**result, "segments": [brief(s) for s in result["segments"]]})
+def transcribe(module: "STTModule"):
+    """Segments carry `words` with `start`/`end` seconds when `word_timestamps` is on (the default)."""
+    data, form = read_form(TranscribeForm, "file")
+    pcm, options = audio_and_options(module, data, "file", language=form.language, task=form.task,
+                                     prompt=form.prompt, temperature=form.temperature, words=form.word_timestamps)
+    if form.stream:
+        return streamed(module, _ndjson, pcm, options, "transcribe stream", "application/x-ndjson")
+    result = module.transcribe(pcm, options, "transcribe")
+    return jsonify({**result, "segments": [brief(s) for s in result["segments"]]})
 
-    def _ndjson(job: Job) -> Iterator[bytes]:
-        started_at, texts = time.perf_counter(), []
-        with contextlib.closing(job):
-            try:
-                yield _line({"type": "info", **next(job)})
-                for segment in job:
-                    texts.append(segment["text"])
-                    yield _line({"type": "segment", **brief(segment)})
-            except Exception as exc:
-                log.error("transcription stream failed: %s", exc)
-                yield _line({"error": f"transcription failed ({type(exc).__name__})"})
-                return
-        yield _line({"type": "done", "text": " ".join(t for t in texts if t),
-                     "seconds": round(time.perf_counter() - started_at, 3)})
 
-    return bp
+def _ndjson(job: Job) -> Iterator[bytes]:
+    started_at, texts = time.perf_counter(), []
+    with contextlib.closing(job):
+        try:
+            yield _line({"type": "info", **next(job)})
+            for segment in job:
+                texts.append(segment["text"])
+                yield _line({"type": "segment", **brief(segment)})
+        except Exception as exc:
+            log.error("transcription stream failed: %s", exc)
+            yield _line({"error": f"transcription failed ({type(exc).__name__})"})
+            return
+    yield _line({"type": "done", "text": " ".join(t for t in texts if t),
+                 "seconds": round(time.perf_counter() - started_at, 3)})
+
+
+# -- shared -------------------------------------------------------------------------------------
+
+def audio_and_options(module: "STTModule", data: bytes, field: str, **options: Any) -> tuple[np.ndarray, Options]:
+    opts = module.options(**options)  # a bad language is named before the audio is decoded
+    return module.audio(data, field), opts
+
+
+def streamed(module: "STTModule", lines: Callable[[Job], Iterator[bytes]], pcm: np.ndarray, options: Options,
+             label: str, media: str) -> Response:
+    """A streamed reply holding one of the host's stream slots (503 when none is free)."""
+    job = module.start(pcm, options, label)
+    try:
+        return Response(module.host.stream(lines(job)), mimetype=media)
+    except Error:
+        job.close()
+        raise
 
 
 def brief(segment: dict[str, Any]) -> dict[str, Any]:
