@@ -85,6 +85,7 @@ def test_a_plain_checkout_runs_without_being_installed(tmp_path):
                            command=[str(python), str(checkout / "server.py")], cwd=checkout)
     try:
         assert requests.get(f"{server.url}/api/modules").json() == {"modules": ["imagefx"]}
+        assert len(requests.get(f"{server.url}/ui/backdrops.json").json()["backdrops"]) == 4  # the checkout's assets/
         plugins = {p["name"]: p for p in requests.get(f"{server.url}/api/plugins").json()["plugins"]}
         for name in BUILTINS:
             assert plugins[name]["loaded"] and plugins[name]["builtin"], plugins[name]
