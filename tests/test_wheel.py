@@ -13,6 +13,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -69,9 +70,11 @@ def where(python: Path, cwd: Path, *packages: str) -> dict[str, Path]:
     return {name: Path(path) for name, path in zip(packages, out)}
 
 
-def test_every_built_in_module_is_registered_by_import_path():
+def test_every_built_in_module_is_registered_by_import_path_and_entry_point():
     folders = {p.parent.name for p in (ROOT / "modules").glob("*/plugin.py")}
     assert folders == BUILTINS
+    entry_points = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["greenroom.modules"]
+    assert entry_points == {path.split(".")[1]: path for path in DEFAULT_PLUGINS}
 
 
 @pytest.mark.slow
