@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,10 +42,16 @@ def fake_results(engine: str, query: str, count: int = 3) -> list[dict[str, str]
             for i in range(1, count + 1)]
 
 
+def plain_text(fragment: str) -> str:
+    """What SearXNG's JSON API gives for an HTML fragment: plain text, tags gone, entities decoded."""
+    return html.unescape(re.sub(r"<[^>]*>", "", fragment))
+
+
 def searxng_body(query: str, results: list[dict[str, str]]) -> bytes:
     return json.dumps({"query": query, "number_of_results": len(results), "answers": [], "infoboxes": [],
                        "suggestions": [], "unresponsive_engines": [],
-                       "results": [{"title": r["title"], "url": r["url"], "content": r["snippet"],
+                       "results": [{"title": plain_text(r["title"]), "url": r["url"],
+                                    "content": plain_text(r["snippet"]),
                                     "engine": "google", "engines": ["google", "bing"], "score": 1.0,
                                     "category": "general"} for r in results]}).encode()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from .engines import Engine, EngineError, EngineSettings, Hit, Query, json_object, raise_for_status, text_field
-from .text import html_to_text
+from .text import one_line
 
 SAFESEARCH = {"off": "0", "moderate": "1", "strict": "2"}
 
@@ -58,5 +58,6 @@ class SearxngEngine(Engine):
         return hits
 
     def _hit(self, item: dict) -> Hit:
-        return Hit(title=html_to_text(text_field(item, "title")), url=text_field(item, "url"),
-                   snippet=html_to_text(text_field(item, "content")), engine=self.name)
+        """SearXNG's titles and snippets are plain text: 'std::vector<int>' and '&lt;' are meant literally."""
+        return Hit(title=one_line(text_field(item, "title")), url=text_field(item, "url"),
+                   snippet=one_line(text_field(item, "content")), engine=self.name)
