@@ -33,7 +33,7 @@ def key_name(key: Key) -> str:
 
 
 def parse_key_name(name: str) -> Key | None:
-    m = _NAME.match(name)
+    m = _NAME.fullmatch(name)
     if not m:
         return None
     return (m.group(1), *(int(v) for v in m.group(2).split("_")[1:]))

@@ -13,10 +13,10 @@ from num2words import num2words
 
 MAX_WORD_CHARS = 60
 """Longer 'words' are cut before G2P: nothing real is that long, and espeak is slow on them."""
-MAX_UNIT_CHARS = 400
-"""Spoken characters in one synthesis unit (about Kokoro's 510-token limit, seconds of CPU): a sentence
-without a break ("$1,234,567.89 " * 1300) becomes many units, so it never holds the worker, or a
-cancel, for long."""
+MAX_UNIT_CHARS = 250
+"""Spoken characters in one synthesis unit (about 250 phonemes, half Kokoro's 510-token limit: some 12 s
+of speech, as long as a long sentence): a sentence without a break ("$1,234,567.89 " * 1300) becomes
+many units, so it never holds the worker, or a cancel, for longer than one such sentence would."""
 CUT_PREFERENCE = ("!.?…", ":;", ",—–")
 """Where a long sentence is cut, strongest first; with none of these it is cut between words."""
 
