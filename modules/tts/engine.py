@@ -22,7 +22,6 @@ log = logging.getLogger("greenroom.tts.engine")
 SPEED_RANGE = (0.25, 4.0)
 SILENCE_SECONDS = 0.2
 """What a sentence without any speakable word ('!!!', an emoji) becomes."""
-_CUT_PREFERENCE = ("!.?…", ":;", ",—")
 
 
 TTSInputError = InvalidSpeech
@@ -50,7 +49,7 @@ class Segment:
 
 @dataclass
 class Plan:
-    """A validated request: sentences to speak, the resolved style pack, speed and pronunciation."""
+    """A validated request: units to speak (sentences, long ones cut), the style pack, speed and pronunciation."""
 
     sentences: list[list[textmod.Item]]
     pack: np.ndarray
@@ -93,7 +92,7 @@ class Synthesizer:
         name = voices.canonical(weights)
         lead = max(weights, key=lambda nw: nw[1])[0]
         british = (lang or ("en-gb" if lead.startswith("b") else self.default_lang)) == "en-gb"
-        sentences = textmod.sentences(text)
+        sentences = textmod.units(text)
         return Plan(sentences, self.style_pack(name, weights), float(speed), british, name)
 
     def style_pack(self, name: str, weights: list[tuple[str, float]]) -> np.ndarray:
@@ -190,7 +189,7 @@ def split_tokens(token_ids: list[list[int]], tokens: list[PhonToken]) -> list[tu
 
 
 def _best_cut(tokens: list[PhonToken], start: int, end: int) -> int:
-    for marks in _CUT_PREFERENCE:
+    for marks in textmod.CUT_PREFERENCE:
         for k in range(end - 1, start, -1):
             if tokens[k - 1].item is None and any(c in marks for c in tokens[k - 1].phonemes):
                 return k
