@@ -3,15 +3,19 @@ in headless Chromium, against a real Greenroom (talkinghead low_compute, classif
 
 No LLM: messages go into the chat through SillyTavern's public API (getContext().chat, addOneMessage and
 the events SillyTavern itself emits). Checks: the feed shows frames, a message changes that character's
-emotion on the server, speech plays while the instance's lip-sync utterance is playing, a settings change
-reaches the instance, old _animator.json files load (unknown filters dropped and named), a two-member group
-gives two instances, disabling the extension or leaving the page leaves no instance behind, and a wrong key
-or a stopped server gives a visible error. Screenshots go to test-artifacts/sillytavern/.
+emotion on the server (or the Expressions extension's label does), speech plays while the instance's
+lip-sync utterance is playing and stopping generation stops both, a settings change reaches the instance,
+old _animator.json files load (unknown filters dropped and named), a two-member group gives two instances,
+slash commands work, disabling the extension or leaving the page leaves no instance behind, a wrong key or a
+stopped server gives a visible error, and it reconnects when a server comes up.
+Screenshots go to test-artifacts/sillytavern/ (docs/sillytavern/ has copies).
 """
 from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -74,7 +78,7 @@ def sillytavern(tmp_path_factory, greenroom_starting):
     lambda_00, lambda_01 = character_png("lambda_00"), character_png("lambda_01")
     extension = {"url": "http://127.0.0.1:5100", "apiKey": KEY, "enabled": True}  # the URL: see tavern
     st = SillyTavernProcess(home, data, extension_settings={"greenroom": extension})
-    st.add_character("Alice", lambda_00, {"talkinghead.png": lambda_00,
+    st.add_character("Alice", lambda_00, {"talkinghead.png": lambda_00, "fear.png": lambda_00,
                                           "_animator.json": json.dumps(OLD_ANIMATOR).encode()})
     st.add_character("Bob", lambda_01)
     st.add_group(GROUP_ID, "Duo", ["Alice.png", "Bob.png"])
@@ -241,35 +245,49 @@ def test_a_message_sets_that_characters_emotion_on_the_server(tavern, server):
 
 def test_speech_plays_and_the_lip_sync_utterance_is_playing(tavern, server):
     iid = tavern.instance_id("Alice")
-    tavern.js("""() => { window.__greenroomPlayed = false;
+    tavern.js("""() => { window.__greenroomAudio = null;
         const play = HTMLMediaElement.prototype.play;
         HTMLMediaElement.prototype.play = function () {
-            this.addEventListener('playing', () => { window.__greenroomPlayed = true; }, { once: true });
+            this.playbackRate = 0.5;  // long enough that the stop below always finds it playing
+            this.addEventListener('playing', () => { window.__greenroomAudio = this; }, { once: true });
             return play.call(this); }; }""")
     tavern.open_settings()
     tavern.page.select_option("#greenroom_character", "Alice.png")
     tavern.page.locator("#greenroom_speak").check()
-    tavern.say("Alice", '*waves happily* "Hello there, my friend!"')
-    tavern.page.wait_for_function("window.__greenroomPlayed === true", timeout=120_000)
+    tavern.say("Alice", '*waves happily* "Hello there, my friend! It is lovely to see you again."')
+    tavern.page.wait_for_function("window.__greenroomAudio !== null", timeout=180_000)
     tavern.page.wait_for_function(
         "document.querySelector('#greenroom_holder figure[data-character=Alice]').dataset.lipsync === 'playing'",
         timeout=30_000)
     # the server agrees: a probe with another utterance id reads the state without stopping it
-    probe = server.post("/api/talkinghead/speak/stop", {"instance_id": iid, "utterance_id": "probe"})
-    assert probe["stopped"] is False
-    assert probe["lipsync"]["utterance"]["state"] in ("playing", "stopping")
+    probe = server.post("/api/talkinghead/speak/stop", {"instance_id": iid, "utterance_id": "probe"})["lipsync"]
+    assert probe["utterance"]["state"] == "playing"
     tavern.shot("02-speaking")
-
-
-def test_a_new_message_stops_the_mouth_and_the_audio(tavern, server):
-    iid = tavern.instance_id("Alice")
-    before = server.post("/api/talkinghead/speak/stop", {"instance_id": iid, "utterance_id": "probe"})["lipsync"]
-    tavern.js("() => SillyTavern.getContext().eventSource.emit(SillyTavern.getContext().eventTypes.GENERATION_STOPPED)")
-    after = server.wait(lambda: (s := server.post("/api/talkinghead/speak/stop",
-                                                  {"instance_id": iid, "utterance_id": "probe"})["lipsync"])
-                        ["cancelled"] > before["cancelled"] and s, 20, "speak/stop sent")
-    assert after["cancelled"] == before["cancelled"] + 1
+    # the user stops generation: the audio and the mouth stop
+    stopped = tavern.js("""() => { const fig = document.querySelector('#greenroom_holder figure[data-character=Alice]');
+        if (fig.dataset.lipsync !== 'playing') return false;
+        const c = SillyTavern.getContext(); c.eventSource.emit(c.eventTypes.GENERATION_STOPPED); return true; }""")
+    assert stopped, "the speech ended before the stop"
+    server.wait(lambda: server.post("/api/talkinghead/speak/stop", {"instance_id": iid, "utterance_id": "probe"})
+                ["lipsync"]["cancelled"] == probe["cancelled"] + 1, 20, "speak/stop sent")
+    assert tavern.js("() => window.__greenroomAudio.paused")
     assert tavern.avatar("Alice").get_attribute("data-lipsync") is None
+    tavern.page.locator("#greenroom_speak").uncheck()
+
+
+def test_the_emotion_can_come_from_the_expressions_extension(tavern, server):
+    iid = tavern.instance_id("Alice")
+    tavern.open_settings()
+    tavern.page.select_option("#greenroom_character", "Alice.png")
+    tavern.page.locator("#greenroom_speak").uncheck()
+    tavern.page.select_option("#greenroom_emotion_source", "expressions")
+    try:
+        tavern.say("Alice", "The train leaves at nine tomorrow morning.")
+        # Expressions labels the message (here the user forces its sprite); the avatar follows that label
+        tavern.js("() => SillyTavern.getContext().executeSlashCommandsWithOptions('/sprite fear')")
+        server.wait(lambda: server.status(iid)["emotion"] == "fear", 20, "the Expressions label")
+    finally:
+        tavern.page.select_option("#greenroom_emotion_source", "greenroom")
 
 
 def test_a_settings_change_reaches_the_instance(tavern, server):
@@ -335,14 +353,20 @@ def test_disabling_the_extension_leaves_no_instance_behind(tavern, server):
     assert not tavern.ours(), tavern.ours()
 
 
-def test_leaving_the_page_leaves_no_instance_behind(sillytavern, browser, server):
+def test_leaving_the_page_leaves_no_instance_behind(sillytavern, browser, server, tavern):
+    tavern.open_settings()
+    tavern.page.locator("#greenroom_enabled").uncheck()  # the first tab lets go of Bob (ids are per character)
     tab = Tavern(browser, sillytavern.url)
-    tab.open_chat("Bob")
-    iid = tab.instance_id("Bob")
-    server.wait(lambda: iid in server.instances(), 30, "Bob loaded")
-    tab.page.goto("about:blank")  # SillyTavern reloads the page to disable an extension: same path
-    server.wait(lambda: iid not in server.instances(), 20, "Bob unloaded on pagehide")
-    tab.page.close()
+    try:
+        tab.open_chat("Bob")
+        iid = tab.instance_id("Bob")
+        tab.wait_frames("Bob")
+        assert iid in server.instances()
+        tab.page.goto("about:blank")  # SillyTavern reloads the page to disable an extension: same path
+        server.wait(lambda: iid not in server.instances(), 20, "Bob unloaded on pagehide")
+    finally:
+        tab.page.close()
+        tavern.page.locator("#greenroom_enabled").check()
 
 
 def test_a_wrong_key_or_a_stopped_server_gives_a_visible_error(tavern):
@@ -362,3 +386,32 @@ def test_a_wrong_key_or_a_stopped_server_gives_a_visible_error(tavern):
     page.wait_for_function("document.getElementById('greenroom_status').textContent.includes('not reachable')",
                            timeout=20_000)
     assert page.locator("#greenroom_status_dot").get_attribute("data-state") == "error"
+
+
+def test_it_reconnects_when_the_server_comes_back(tavern, tmp_path):
+    """A server that is down at first: the status says so, and when it starts the avatars come back by themselves."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    page = tavern.page
+    tavern.open_settings()
+    page.fill("#greenroom_key", KEY)
+    page.fill("#greenroom_url", url)
+    page.click("#greenroom_connect")
+    page.wait_for_function("document.getElementById('greenroom_status').textContent.includes('not reachable')",
+                           timeout=20_000)
+    config = tmp_path / "plugins.toml"
+    config.write_text(f'[modules.talkinghead]\ncache_dir = "{tmp_path / "cache"}"\nmode = "low_compute"\n'
+                      'precompute_emotions = false\n')
+    log = open(tmp_path / "greenroom.log", "wb")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "server.py"), "--port", str(port), "--config", str(config),
+                             "--enable-modules=talkinghead"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        page.wait_for_function("document.getElementById('greenroom_status').dataset.state === 'ok'", timeout=180_000)
+        assert "Without classify and tts" in page.locator("#greenroom_status").inner_text()
+        tavern.wait_frames("Alice")
+        ids = {i["instance_id"] for i in requests.get(f"{url}/api/talkinghead/instances").json()["instances"]}
+        assert tavern.instance_id("Alice") in ids and tavern.instance_id("Bob") in ids
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()

@@ -351,7 +351,7 @@ async function unloadAvatar(avatar) {
     avatar.img.src = BLANK;
     avatar.el.remove();
     await api('/api/talkinghead/unload', { json: { instance_id: avatar.id } }).catch(error => {
-        if (error.status !== 404) throw error;
+        if (error.kind === 'request' && error.status !== 404) throw error;  // gone or unreachable: nothing to do
     });
 }
 
@@ -724,16 +724,14 @@ async function addSettingsPanel() {
             setStatus('idle', 'Avatars are switched off.');
         }
     });
-    const onConnectionInput = () => {
-        settings().url = $('greenroom_url').value.trim();
-        settings().apiKey = $('greenroom_key').value.trim();
+    $('greenroom_connect').addEventListener('click', async () => {
+        const url = $('greenroom_url').value.trim();
+        if (url.replace(/\/+$/, '') !== baseUrl()) {
+            await enqueue(unloadAll);  // from the old server, before talking to the new one
+        }
+        Object.assign(settings(), { url, apiKey: $('greenroom_key').value.trim() });
         save();
-    };
-    $('greenroom_url').addEventListener('change', onConnectionInput);
-    $('greenroom_key').addEventListener('change', onConnectionInput);
-    $('greenroom_connect').addEventListener('click', () => {
-        onConnectionInput();
-        connect();
+        await connect();
     });
     bindSetting('greenroom_emotion_source', 'value', v => { settings().emotionSource = v; });
     bindSetting('greenroom_skip_actions', 'checked', v => { settings().skipActions = v; });
