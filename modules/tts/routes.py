@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal
 from flask import Response, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from greenroom import ApiBlueprint, ApiError
+from greenroom import ApiError
 from greenroom.api import binary
 from greenroom.openai_models import model_list
+from greenroom.views import Routes
 
 from . import audio
 from .backends import SAMPLE_RATE
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("greenroom.tts.routes")
 
 AudioFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
-OPENAI_MODELS = ("kokoro", "tts-1", "tts-1-hd")
 MAX_TEXT = 1_000_000
 AUDIO_TYPES = tuple(f.media_type for f in audio.FORMATS.values())
 
@@ -105,176 +105,191 @@ def _audio_response(description: str) -> dict[str, Any]:
     return binary(*AUDIO_TYPES, description=description)
 
 
-def build_blueprint(module: "TTSModule") -> ApiBlueprint:
-    bp = ApiBlueprint("tts", __name__)
+routes = Routes()
 
-    def plan_or_400(text: Any, fields: VoiceFields) -> Plan:
-        try:
-            return module.plan(text, fields.voice, fields.speed, fields.voice2, fields.mix, fields.lang)
-        except TTSInputError as exc:
-            raise ApiError(400, str(exc)) from None
 
-    def started(plan: Plan, label: str):
-        try:
-            return module.segments(plan, label)
-        except Busy as exc:
-            raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
-
-    def streamed(body: Callable[..., Iterator[bytes]], plan: Plan, fmt: str, t0: float, media: str) -> Response:
-        """A streamed response holding one of the host's stream slots (503 when none is free)."""
-        segments = started(plan, f"{fmt} stream")
-        try:
-            return Response(module.host.stream(body(segments, plan, fmt, t0)), mimetype=media)
-        except ApiError:
-            segments.close()
-            raise
-
-    def whole(plan: Plan, label: str) -> tuple[Any, list[dict[str, Any]]]:
-        try:
-            return module.synthesize(plan, label)
-        except Busy as exc:
-            raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
-
-    def log_done(label: str, plan: Plan, fmt: str, seconds: float, t0: float) -> None:
-        log.info("%s: %d sentences, voice %s, %s, speed %.2f -> %.2f s audio in %.2f s", label,
-                 len(plan.sentences), plan.voice, fmt, plan.speed, seconds, time.perf_counter() - t0)
-
-    @bp.api("/api/tts/speak", methods=["POST"], body=SpeakRequest,
+@routes.api("/api/tts/speak", methods=["POST"], body=SpeakRequest,
             summary="Speech plus the time and phonemes of every word (JSON, or NDJSON per sentence)",
             responses={200: {"description": "The whole utterance as JSON; with `stream: true`, NDJSON: one "
-                                             "object per sentence as it is ready (the last may be {\"error\": ...})",
+                                            "object per sentence as it is ready (the last may be {\"error\": ...})",
                              "content": {"application/json": SpeakReply,
                                          "application/x-ndjson": {"schema": {"type": "string"}}}},
                        400: "Bad text, voice, mix, speed or format",
-                       503: "Too many requests in flight (Retry-After)"})
-    def speak(body: SpeakRequest):
-        """`words[].original` is the word as written; `word` is what was spoken after normalisation."""
-        t0 = time.perf_counter()
-        fmt = body.format or module.settings.default_format
-        plan = plan_or_400(body.text, body)
-        if body.stream:
-            return streamed(_ndjson, plan, fmt, t0, "application/x-ndjson")
-        pcm, words = whole(plan, "speak")
-        log_done("speak", plan, fmt, len(pcm) / SAMPLE_RATE, t0)
-        return jsonify({"audio": base64.b64encode(audio.encode(pcm, fmt)).decode("ascii"), "format": fmt,
-                        "media_type": audio.FORMATS[fmt].media_type, "sample_rate": SAMPLE_RATE,
-                        "duration": round(len(pcm) / SAMPLE_RATE, 3), "voice": plan.voice, "words": words})
+                       503: "Too many requests in flight, or past time_budget_s (Retry-After)"})
+def speak(module: "TTSModule", body: SpeakRequest):
+    """`words[].original` is the word as written; `word` is what was spoken after normalisation."""
+    t0 = time.perf_counter()
+    fmt = body.format or module.settings.default_format
+    plan = _plan(module, body.text, body)
+    if body.stream:
+        return _streamed(module, _ndjson, plan, fmt, t0, "application/x-ndjson")
+    pcm, words = _whole(module, plan, "speak")
+    _log_done("speak", plan, fmt, len(pcm) / SAMPLE_RATE, t0)
+    return jsonify({"audio": base64.b64encode(audio.encode(pcm, fmt)).decode("ascii"), "format": fmt,
+                    "media_type": audio.FORMATS[fmt].media_type, "sample_rate": SAMPLE_RATE,
+                    "duration": round(len(pcm) / SAMPLE_RATE, 3), "voice": plan.voice, "words": words})
 
-    def _ndjson(segments: Iterator, plan: Plan, fmt: str, t0: float) -> Iterator[bytes]:
-        offset = 0.0
-        with contextlib.closing(segments):
-            try:
-                for seg in segments:
-                    line = {"index": seg.index, "count": len(plan.sentences), "text": seg.text,
-                            "audio": base64.b64encode(audio.encode(seg.audio, fmt)).decode("ascii"),
-                            "format": fmt, "sample_rate": SAMPLE_RATE, "start": round(offset, 3),
-                            "duration": round(seg.duration, 3), "words": seg.words_at(offset)}
-                    offset += seg.duration
-                    yield (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
-            except Exception as exc:
-                log.error("speak stream failed: %s", exc)
-                yield (json.dumps({"error": f"synthesis failed ({type(exc).__name__})"}) + "\n").encode()
-                return
-        log_done("speak stream", plan, fmt, offset, t0)
 
-    @bp.api("/v1/audio/speech", methods=["POST"], body=SpeechRequest, tags=["tts", "openai"],
+@routes.api("/v1/audio/speech", methods=["POST"], body=SpeechRequest, tags=["tts", "openai"],
             summary="OpenAI-compatible speech (mp3, opus, aac, flac, wav, pcm; optional streaming)",
             responses={200: _audio_response("Audio in response_format"), 400: "Bad input",
-                       503: "Too many requests in flight (Retry-After)"})
-    def openai_speech(body: SpeechRequest):
-        """`voice` takes Kokoro voices, mixes ('a+b', 'a(2)+b(1)') and the aliases in the module settings."""
-        t0 = time.perf_counter()
-        plan = plan_or_400(body.input, body)
-        fmt = body.response_format
-        media = audio.FORMATS[fmt].media_type
-        if body.stream:
-            return streamed(_audio_stream, plan, fmt, t0, media)
-        pcm, _ = whole(plan, "openai")
-        log_done("openai", plan, fmt, len(pcm) / SAMPLE_RATE, t0)
-        return Response(audio.encode(pcm, fmt), mimetype=media)
+                       503: "Too many requests in flight, or past time_budget_s (Retry-After)"})
+def openai_speech(module: "TTSModule", body: SpeechRequest):
+    """`voice` takes Kokoro voices, mixes ('a+b', 'a(2)+b(1)') and the aliases in the module settings."""
+    t0 = time.perf_counter()
+    plan = _plan(module, body.input, body)
+    fmt = body.response_format
+    media = audio.FORMATS[fmt].media_type
+    if body.stream:
+        return _streamed(module, _audio_stream, plan, fmt, t0, media)
+    pcm, _ = _whole(module, plan, "openai")
+    _log_done("openai", plan, fmt, len(pcm) / SAMPLE_RATE, t0)
+    return Response(audio.encode(pcm, fmt), mimetype=media)
 
-    def _audio_stream(segments: Iterator, plan: Plan, fmt: str, t0: float) -> Iterator[bytes]:
-        encoder = audio.Encoder(fmt, streaming=True)
-        seconds = 0.0
-        with contextlib.closing(segments):
-            try:
-                for seg in segments:
-                    seconds += seg.duration
-                    chunk = encoder.add(seg.audio)
-                    if chunk:
-                        yield chunk
-                tail = encoder.finish()
-                if tail:
-                    yield tail
-            except GeneratorExit:
-                encoder.close()
-                raise
-            except Exception as exc:  # the status line is gone; end the audio where it is
-                log.error("openai stream failed: %s", exc)
-                encoder.close()
-                return
-        log_done("openai stream", plan, fmt, seconds, t0)
 
-    @bp.api("/v1/audio/voices", query=VoicesQuery, tags=["tts", "openai"],
+@routes.api("/v1/audio/voices", query=VoicesQuery, tags=["tts", "openai"],
             summary="Voices as [{id, name}] (Open WebUI, Kokoro-FastAPI clients)")
-    def openai_voices(query: VoicesQuery):
-        synth = module._ready()
-        ids = synth.voices() + [a for a in module.settings.alias_map() if _alias_ok(module, a)]
-        if query.legacy:
-            return jsonify({"voices": ids})
-        aliases = module.settings.alias_map()
-        return jsonify({"voices": [{"id": v, "name": f"{v} ({aliases[v]})" if v in aliases else v} for v in ids]})
+def openai_voices(module: "TTSModule", query: VoicesQuery):
+    synth = module._ready()
+    ids = synth.voices() + [a for a in module.settings.alias_map() if _alias_ok(module, a)]
+    if query.legacy:
+        return jsonify({"voices": ids})
+    aliases = module.settings.alias_map()
+    return jsonify({"voices": [{"id": v, "name": f"{v} ({aliases[v]})" if v in aliases else v} for v in ids]})
 
-    @bp.api("/v1/models", tags=["tts", "openai"], summary="The model names /v1/audio/speech accepts")
-    def openai_models():
-        return jsonify(model_list(module.host))  # every loaded module's models (tts offers OPENAI_MODELS)
 
-    @bp.api("/api/tts/voices", summary="Voices, aliases and the default voice")
-    def voices():
-        synth = module._ready()
-        aliases = {a: s for a, s in module.settings.alias_map().items() if _alias_ok(module, a)}
-        return jsonify({"voices": synth.voices(), "aliases": aliases,
-                        "default": module.default_voice(synth), "sample_rate": SAMPLE_RATE})
+@routes.api("/v1/models", tags=["tts", "openai"], summary="The model names /v1/audio/speech accepts")
+def openai_models(module: "TTSModule"):
+    return jsonify(model_list(module.host))  # every loaded module's models (tts offers OPENAI_MODELS)
 
-    # -- SillyTavern's Silero provider ---------------------------------------------------------
 
-    @bp.api("/api/tts/speakers", summary="Voices for SillyTavern's Silero provider (a bare array)",
+@routes.api("/api/tts/voices", summary="Voices, aliases and the default voice")
+def voices(module: "TTSModule"):
+    synth = module._ready()
+    aliases = {a: s for a, s in module.settings.alias_map().items() if _alias_ok(module, a)}
+    return jsonify({"voices": synth.voices(), "aliases": aliases,
+                    "default": module.default_voice(synth), "sample_rate": SAMPLE_RATE})
+
+
+# -- SillyTavern's Silero provider -------------------------------------------------------------
+
+@routes.api("/api/tts/speakers", summary="Voices for SillyTavern's Silero provider (a bare array)",
             responses={200: {"description": "Bare JSON array", "content": {"application/json": {"schema": {
                 "type": "array", "items": Speaker.model_json_schema()}}}}})
-    def speakers():
-        root = request.url_root.rstrip("/")
-        return jsonify([{"name": v, "voice_id": v, "preview_url": f"{root}/api/tts/sample/{v}"}
-                        for v in module._ready().voices()])
+def speakers(module: "TTSModule"):
+    root = request.url_root.rstrip("/")
+    return jsonify([{"name": v, "voice_id": v, "preview_url": f"{root}/api/tts/sample/{v}"}
+                    for v in module._ready().voices()])
 
-    @bp.api("/api/tts/generate", methods=["POST"], body=SileroGenerate,
+
+@routes.api("/api/tts/generate", methods=["POST"], body=SileroGenerate,
             summary="Silero-provider speech: WAV (audio/x-wav), '*' stripped",
             responses={200: binary("audio/x-wav", description="WAV, 24 kHz mono"), 400: "Bad input",
-                       503: "Busy (Retry-After)"})
-    def generate(body: SileroGenerate):
-        t0 = time.perf_counter()
-        fields = VoiceFields(voice=body.speaker)
-        plan = plan_or_400(body.text.replace("*", ""), fields)
-        pcm, _ = whole(plan, "silero")
-        log_done("silero", plan, "wav", len(pcm) / SAMPLE_RATE, t0)
-        return Response(audio.encode(pcm, "wav"), mimetype="audio/x-wav")
+                       503: "Busy, or past time_budget_s (Retry-After)"})
+def generate(module: "TTSModule", body: SileroGenerate):
+    t0 = time.perf_counter()
+    plan = _plan(module, body.text.replace("*", ""), VoiceFields(voice=body.speaker))
+    pcm, _ = _whole(module, plan, "silero")
+    _log_done("silero", plan, "wav", len(pcm) / SAMPLE_RATE, t0)
+    return Response(audio.encode(pcm, "wav"), mimetype="audio/x-wav")
 
-    @bp.api("/api/tts/sample/<voice>", auth=False, summary="A short cached sample of a voice (for <audio>)",
+
+@routes.api("/api/tts/sample/<voice>", auth=False, summary="A short cached sample of a voice (for <audio>)",
             responses={200: binary("audio/x-wav", description="WAV sample"), 404: "Unknown voice"})
-    def sample(voice: str):
-        if voice not in module._ready().voices():
-            raise ApiError(404, f"no voice '{voice}'; see /api/tts/speakers")
-        try:
-            data = module.sample(voice)
-        except Busy as exc:
-            raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
-        return Response(data, mimetype="audio/x-wav", headers={"Cache-Control": "public, max-age=3600"})
+def sample(module: "TTSModule", voice: str):
+    if voice not in module._ready().voices():
+        raise ApiError(404, f"no voice '{voice}'; see /api/tts/speakers")
+    with _busy_is_503():
+        data = module.sample(voice)
+    return Response(data, mimetype="audio/x-wav", headers={"Cache-Control": "public, max-age=3600"})
 
-    @bp.api("/api/tts/session", methods=["POST"], body=SileroSession,
+
+@routes.api("/api/tts/session", methods=["POST"], body=SileroSession,
             summary="Accepted for SillyTavern's Silero provider; nothing to set up")
-    def session(body: SileroSession):
-        return jsonify({"ok": True})
+def session(module: "TTSModule", body: SileroSession):
+    return jsonify({"ok": True})
 
-    return bp
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def _plan(module: "TTSModule", text: Any, fields: VoiceFields) -> Plan:
+    try:
+        return module.plan(text, fields.voice, fields.speed, fields.voice2, fields.mix, fields.lang)
+    except TTSInputError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+@contextlib.contextmanager
+def _busy_is_503() -> Iterator[None]:
+    """The scheduler's Busy as 503 with its Retry-After."""
+    try:
+        yield
+    except Busy as exc:
+        raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
+
+
+def _whole(module: "TTSModule", plan: Plan, label: str) -> tuple[Any, list[dict[str, Any]]]:
+    with _busy_is_503():
+        return module.synthesize(plan, label)
+
+
+def _streamed(module: "TTSModule", body: Callable[..., Iterator[bytes]], plan: Plan, fmt: str, t0: float,
+              media: str) -> Response:
+    """A streamed response holding one of the host's stream slots (503 when none is free)."""
+    with _busy_is_503():
+        segments = module.segments(plan, f"{fmt} stream")
+    try:
+        return Response(module.host.stream(body(segments, plan, fmt, t0)), mimetype=media)
+    except ApiError:
+        segments.close()
+        raise
+
+
+def _log_done(label: str, plan: Plan, fmt: str, seconds: float, t0: float) -> None:
+    log.info("%s: %d sentences, voice %s, %s, speed %.2f -> %.2f s audio in %.2f s", label,
+             len(plan.sentences), plan.voice, fmt, plan.speed, seconds, time.perf_counter() - t0)
+
+
+def _ndjson(segments: Iterator, plan: Plan, fmt: str, t0: float) -> Iterator[bytes]:
+    offset = 0.0
+    with contextlib.closing(segments):
+        try:
+            for seg in segments:
+                line = {"index": seg.index, "count": len(plan.sentences), "text": seg.text,
+                        "audio": base64.b64encode(audio.encode(seg.audio, fmt)).decode("ascii"),
+                        "format": fmt, "sample_rate": SAMPLE_RATE, "start": round(offset, 3),
+                        "duration": round(seg.duration, 3), "words": seg.words_at(offset)}
+                offset += seg.duration
+                yield (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
+        except Exception as exc:
+            log.error("speak stream failed: %s", exc)
+            message = str(exc) if isinstance(exc, Busy) else f"synthesis failed ({type(exc).__name__})"
+            yield (json.dumps({"error": message}) + "\n").encode()
+            return
+    _log_done("speak stream", plan, fmt, offset, t0)
+
+
+def _audio_stream(segments: Iterator, plan: Plan, fmt: str, t0: float) -> Iterator[bytes]:
+    encoder = audio.Encoder(fmt, streaming=True)
+    seconds = 0.0
+    with contextlib.closing(segments):
+        try:
+            for seg in segments:
+                seconds += seg.duration
+                chunk = encoder.add(seg.audio)
+                if chunk:
+                    yield chunk
+            tail = encoder.finish()
+            if tail:
+                yield tail
+        except GeneratorExit:
+            encoder.close()
+            raise
+        except Exception as exc:  # the status line is gone; end the audio where it is
+            log.error("openai stream failed: %s", exc)
+            encoder.close()
+            return
+    _log_done("openai stream", plan, fmt, seconds, t0)
 
 
 def _alias_ok(module: "TTSModule", alias: str) -> bool:
