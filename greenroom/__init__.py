@@ -6,14 +6,15 @@ is imported on first use.
 """
 from typing import Any
 
+from .context import Context
 from .errors import ApiError, BadRequest, Busy, Error, Invalid, NotFound
 from .hookspecs import hookimpl, hookspec
 from .module import Compute, ComputeSettings, Module, ModuleSettings, Resources, load_time_field
 
 __version__ = "0.1.0"
-__all__ = ["ApiBlueprint", "ApiError", "BadRequest", "Busy", "Compute", "ComputeSettings", "Error", "Invalid",
-           "Module", "ModuleSettings", "NotFound", "Resources", "create_app", "hookimpl", "hookspec", "json_body",
-           "load_time_field"]
+__all__ = ["ApiBlueprint", "ApiError", "BadRequest", "Busy", "Compute", "ComputeSettings", "Context", "Error",
+           "Invalid", "Module", "ModuleSettings", "NotFound", "Resources", "create_app", "hookimpl", "hookspec",
+           "json_body", "load_time_field"]
 _FLASK_SIDE = {"ApiBlueprint": "api", "json_body": "api", "create_app": "app"}
 
 

@@ -142,7 +142,7 @@ def core_blueprint() -> ApiBlueprint:
     def server_status():
         host = host_of()
         proc = psutil.Process()
-        return jsonify({"streams_open": host.streams.open, "streams_limit": host.streams.limit,
+        return jsonify({"streams_open": host.context.streams.open, "streams_limit": host.context.streams.limit,
                         "threads": threading.active_count(), "rss_mb": round(proc.memory_info().rss / 2**20, 1),
                         "uptime_s": round(time.time() - proc.create_time(), 1)})
 

@@ -2,7 +2,8 @@
 
 A plugin is any importable object (usually a Python module) named by an entry
 point in the ``greenroom.modules`` group. Built-in modules are plugins of the
-``greenroom`` distribution and are loaded the same way.
+``greenroom`` distribution and are loaded the same way. A module may add hooks of its own for plugins
+to implement (``Module.hookspecs``; websearch's engines are one).
 """
 from __future__ import annotations
 
@@ -17,8 +18,3 @@ hookimpl = pluggy.HookimplMarker("greenroom")
 @hookspec
 def register_modules(register: Callable[[type], None]) -> None:
     """Call ``register(ModuleClass)`` for every :class:`greenroom.Module` this plugin provides."""
-
-
-@hookspec
-def register_websearch_engines(register: Callable[[type], None]) -> None:
-    """Call ``register(EngineClass)`` for every web-search engine backend this plugin provides."""

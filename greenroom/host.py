@@ -1,23 +1,22 @@
-"""The host object kept in ``app.extensions["greenroom"]``: modules, services, events, streams."""
+"""The host object kept in ``app.extensions["greenroom"]``: builds, places, loads and unloads the modules."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, Iterable
 
 from pydantic import ValidationError
 
 from .config import ConfigError, HostConfig, validate_module_settings
-from .errors import Busy, Invalid, contained_base_exceptions, describe_validation_error, validation_details
+from .context import Context
+from .errors import Invalid, describe_validation_error, validation_details
 from .module import Compute, Module, ModuleSettings
 from .plugins import PluginRegistry
 from .resources import LoadMeter, choose_compute, cpu_fallback
 
 log = logging.getLogger("greenroom.host")
-T = TypeVar("T")
 
 
 @dataclass
@@ -57,57 +56,6 @@ class ModuleRecord:
         return out
 
 
-class StreamSlots:
-    """Counts long-lived streams so that they never take every worker thread."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._lock = threading.Lock()
-        self.open = 0
-
-    def acquire(self) -> None:
-        with self._lock:
-            if self.open >= self.limit:
-                raise Busy(f"too many open streams (limit {self.limit}); close one and retry")
-            self.open += 1
-
-    def release(self) -> None:
-        with self._lock:
-            self.open -= 1
-
-
-class _HeldStream:
-    """An iterator that holds a stream slot until it is exhausted or closed (even if never started)."""
-
-    def __init__(self, slots: StreamSlots, chunks: Iterator[bytes], stopping: threading.Event) -> None:
-        self._slots, self._chunks, self._stopping = slots, chunks, stopping
-        self._released = False
-
-    def __iter__(self) -> "_HeldStream":
-        return self
-
-    def __next__(self) -> bytes:
-        if self._stopping.is_set():
-            self.close()
-            raise StopIteration
-        try:
-            with contained_base_exceptions():
-                return next(self._chunks)
-        except BaseException:
-            self.close()
-            raise
-
-    def close(self) -> None:
-        if not self._released:
-            self._released = True
-            close = getattr(self._chunks, "close", None)
-            try:
-                if close is not None:
-                    close()
-            finally:
-                self._slots.release()
-
-
 class Host:
     """Owns the modules of one app and lets them find each other's services."""
 
@@ -118,12 +66,8 @@ class Host:
         self.records: dict[str, ModuleRecord] = {}
         self.enabled: list[str] = []
         self.auth_exempt: set[str] = set()
-        self.streams = StreamSlots(config.server.max_streams)
-        self.stopping = threading.Event()
-        self._services: dict[Any, Any] = {}
-        self._subscribers: dict[str, list[Callable[..., Any]]] = {}
-        self._shared: dict[Any, Any] = {}
-        self._shared_lock = threading.Lock()
+        self.context = Context(config.server, registry, self.is_loaded)
+        """What the modules see of the host (greenroom/context.py)."""
 
     # -- modules -----------------------------------------------------------------------------
 
@@ -138,7 +82,7 @@ class Host:
             settings = validate_module_settings(self.config.source, cls.name, cls.Settings,
                                                 self.config.modules.get(cls.name, {}))
             try:
-                instance = cls(self, settings)
+                instance = cls(self.context, settings)
             except Exception as exc:
                 self.registry.plugins[plugin].error = f"{type(exc).__name__}: {exc}"
                 log.error("module %s could not be created: %s", cls.name, exc)
@@ -238,49 +182,13 @@ class Host:
         rec.instance.apply_settings(new)
         return new
 
-    # -- cooperation between modules ---------------------------------------------------------
-
-    def provide(self, kind: type[T], service: T) -> None:
-        """Offer ``service`` to other modules as the implementation of the contract ``kind`` (a Protocol or
-        ABC that the providing module publishes, e.g. ``greenroom_modules.tts.contract.Speech``)."""
-        if isinstance(kind, type) and not isinstance(service, kind):
-            raise TypeError(f"{service!r} does not implement {kind.__name__}")
-        self._services[kind] = service
-
-    def service(self, kind: type[T]) -> T | None:
-        """The loaded implementation of ``kind``, or None."""
-        return self._services.get(kind)
-
-    def subscribe(self, topic: str, callback: Callable[..., Any]) -> None:
-        self._subscribers.setdefault(topic, []).append(callback)
-
-    def publish(self, topic: str, **payload: Any) -> None:
-        """Tell subscribers something happened; a failing subscriber is logged, never propagated."""
-        for callback in list(self._subscribers.get(topic, ())):
-            try:
-                callback(**payload)
-            except Exception:
-                log.exception("subscriber of %s failed", topic)
-
-    def shared(self, key: Any, factory: Callable[[], Any]) -> Any:
-        """One object per key for the whole host, e.g. a model that two modules use."""
-        with self._shared_lock:
-            if key not in self._shared:
-                self._shared[key] = factory()
-            return self._shared[key]
-
-    # -- streams and shutdown ----------------------------------------------------------------
-
-    def stream(self, chunks: Iterator[bytes]) -> _HeldStream:
-        """Wrap a long-lived response body: holds a stream slot (503 when none is free) and ends at shutdown."""
-        self.streams.acquire()
-        return _HeldStream(self.streams, chunks, self.stopping)
+    # -- shutdown ------------------------------------------------------------------------------
 
     def shutdown(self) -> None:
         """Stop streams and unload every loaded module, once."""
-        if self.stopping.is_set():
+        if self.context.stopping.is_set():
             return
-        self.stopping.set()
+        self.context.stopping.set()
         for name in reversed(self.enabled):
             rec = self.records[name]
             if rec.state == "loaded" and rec.instance is not None:

@@ -1,4 +1,4 @@
-"""The transport contract SillyTavern clients rely on: CORS, API key, slashes, JSON errors, logging."""
+"""The transport contract SillyTavern clients rely on: CORS (flask-cors), API key, slashes, JSON errors, logging."""
 from __future__ import annotations
 
 import hmac
@@ -8,6 +8,7 @@ import time
 from typing import Any, Callable
 
 from flask import Flask, Response, g, jsonify, request
+from flask_cors import CORS
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -15,7 +16,9 @@ from .errors import BadRequest, Error, describe_validation_error
 
 log = logging.getLogger("greenroom.http")
 
-PREFLIGHT_METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+EXPOSED_HEADERS = ["Retry-After", "X-Request-Duration", "X-Instance-Id", "X-Frame-Seq"]
+"""Response headers a browser page may read: CORS echoes the origin and the requested headers, and a
+page on a public site may reach this server on the local network (private network access)."""
 _SLASHES = re.compile(r"/{2,}")
 
 
@@ -64,11 +67,12 @@ def install(app: Flask, api_key: str | None, exempt: set[str], access_log: bool 
     Failed requests are always logged; successful ones only with ``access_log`` (a log line costs
     about a third of a tiny request's time).
     """
+    CORS(app, send_wildcard=False, allow_headers="*", expose_headers=EXPOSED_HEADERS, allow_private_network=True)
 
     @app.before_request
     def _start() -> Response | None:
         g.started = time.perf_counter()
-        if request.method == "OPTIONS":
+        if request.method == "OPTIONS":  # every preflight succeeds, before the key check; CORS adds the rest
             return Response(status=200)
         if api_key is not None and request.endpoint not in exempt:
             if not key_matches(request.headers.get("Authorization", ""), api_key):
@@ -77,18 +81,6 @@ def install(app: Flask, api_key: str | None, exempt: set[str], access_log: bool 
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        origin = request.headers.get("Origin")
-        response.headers["Access-Control-Allow-Origin"] = origin or "*"
-        if origin:
-            response.vary.add("Origin")
-        if request.method == "OPTIONS":
-            response.headers["Access-Control-Allow-Methods"] = PREFLIGHT_METHODS
-            requested = request.headers.get("Access-Control-Request-Headers")
-            if requested:
-                response.headers["Access-Control-Allow-Headers"] = requested
-            if request.headers.get("Access-Control-Request-Private-Network") == "true":
-                response.headers["Access-Control-Allow-Private-Network"] = "true"
-        response.headers["Access-Control-Expose-Headers"] = "Retry-After, X-Request-Duration"
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         response.headers["X-Request-Duration"] = f"{elapsed:.6f}"
         # The shape of the request, never its content.

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from .api import ApiBlueprint
-    from .host import Host
+    from .context import Context
 
 LOAD_TIME = {"x-load-time": True}
 """``json_schema_extra`` marker for settings that only take effect when the module loads."""
@@ -101,10 +101,18 @@ class Module:
     """Static files of the module's web page code, served without the API key at ``/ui/modules/<name>/``."""
     web_panels: ClassVar[tuple[WebPanel, ...]] = ()
     """The module's tabs on the web page (scripts in ``web_dir``); every module also gets a settings form."""
+    hookspecs: ClassVar[Any] = None
+    """A module of pluggy hookspecs (marked with ``greenroom.hookspec``) that plugins may implement for this
+    module, e.g. websearch's engines; the module calls them with ``context.collect``."""
 
-    def __init__(self, host: "Host", settings: ModuleSettings) -> None:
-        self.host = host
+    def __init__(self, context: "Context", settings: ModuleSettings) -> None:
+        self.context = context
         self.settings = settings
+
+    @property
+    def host(self) -> "Context":
+        """The former name of :attr:`context`."""
+        return self.context
 
     def blueprint(self) -> "ApiBlueprint":
         """The module's routes: ``routes`` (a :class:`greenroom.views.Routes`) of the ``routes`` module next to

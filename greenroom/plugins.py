@@ -96,6 +96,7 @@ class PluginRegistry:
     def __init__(self) -> None:
         self.pm = pluggy.PluginManager("greenroom")
         self.pm.add_hookspecs(hookspecs)
+        self._hookspecs: list[Any] = [hookspecs]
         self.plugins: dict[str, PluginInfo] = {}
 
     def discover(self) -> None:
@@ -158,9 +159,13 @@ class PluginRegistry:
         return found
 
     def module_classes(self) -> list[tuple[str, type[Module]]]:
+        """Every registered module class, each module's own hookspecs added (so plugins can extend it)."""
         classes = self.collect("register_modules", Module)
         for plugin, cls in classes:
             self.plugins[plugin].modules.append(cls.name)
+            if cls.hookspecs is not None and cls.hookspecs not in self._hookspecs:
+                self._hookspecs.append(cls.hookspecs)
+                self.pm.add_hookspecs(cls.hookspecs)
         return classes
 
     def listing(self) -> list[dict[str, Any]]:

@@ -116,7 +116,7 @@ class FakeTalkinghead(Module):
 
     def load(self, compute):
         self.emotions: list[dict] = []
-        self.host.subscribe("classify.result", lambda **kw: self.emotions.append(kw))
+        self.context.subscribe("classify.result", lambda **kw: self.emotions.append(kw))
 
 
 def fake_plugin():
@@ -155,7 +155,7 @@ def test_classify_result_is_published_for_single_texts(app):
 def test_embedding_model_is_loaded_once_and_shared(app):
     host = app.extensions["greenroom"]
     classify, embeddings = host.module("classify"), host.module("embeddings")
-    keys = [k for k in host._shared if k[0] is SharedEncoder]
+    keys = [k for k in host.context._shared if k[0] is SharedEncoder]
     assert len(keys) == 1
     assert classify.backend.encoder is embeddings._encoders["default"] is embeddings._encoders["qa"]
     assert host.records["embeddings"].load_seconds < host.records["classify"].load_seconds
@@ -194,7 +194,7 @@ def test_hugging_face_backend_from_a_local_path(tiny_goemotions, tmp_path):
                         modules={"classify": {"backend": "transformers", "hf_model": str(tiny_goemotions)}})
     app = create_app(config, plugins=[("classify", classify_plugin)], discover=False)
     host = app.extensions["greenroom"]
-    assert host.is_loaded("classify") and not [k for k in host._shared if k[0] == "sentence-transformers"]
+    assert host.is_loaded("classify") and not host.context._shared  # no sentence encoder loaded
     client = app.test_client()
     ranking = client.post("/api/classify", json={"text": "i am so happy " * 40}).json["classification"]
     assert_ranking(ranking)  # longer than the model's 32 positions: truncated, not an error

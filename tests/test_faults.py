@@ -245,7 +245,7 @@ class Faulty(Module):
                 time.sleep(0.05)
                 yield b"b" * 1000
                 raise self.FAILURES[kind]()
-            return Response(self.host.stream(chunks()), mimetype="application/octet-stream")
+            return Response(self.context.stream(chunks()), mimetype="application/octet-stream")
 
         @bp.api("/api/faulty/slow", query=SlowQuery, summary="Answer n after s seconds")
         def slow(query: SlowQuery):
@@ -314,7 +314,7 @@ def test_an_exception_in_one_request_never_affects_another(waitress_app):
             assert status == 500 and message.startswith("internal error ("), message
         for future in streams:
             assert future.result() == b"a" * 1000 + b"b" * 1000
-    assert wait_until(lambda: host.streams.open == 0, 10), host.streams.open
+    assert wait_until(lambda: host.context.streams.open == 0, 10), host.context.streams.open
     assert threading.active_count() <= threads_before
     assert [good(n) for n in range(3)] == [0, 1, 2]
 

@@ -43,7 +43,7 @@ class Echo(Module):
 
         @bp.api("/api/echo", methods=["POST"], body=EchoBody, summary="Echo")
         def echo(body: EchoBody):
-            self.host.publish("echoed", text=body.text)
+            self.context.publish("echoed", text=body.text)
             return jsonify({"echo": self.settings.prefix + body.text * self.settings.repeat})
 
         @bp.api("/api/echo/open", summary="No key needed", auth=False)
@@ -291,18 +291,18 @@ class Loud:
 
 def test_modules_cooperate_through_the_host(app_with):
     app = app_with()
-    host = app.extensions["greenroom"]
+    context = app.extensions["greenroom"].context
     seen = []
-    host.subscribe("echoed", lambda text: seen.append(text))
-    host.subscribe("echoed", lambda text: 1 / 0)  # a failing subscriber must not break the request
+    context.subscribe("echoed", lambda text: seen.append(text))
+    context.subscribe("echoed", lambda text: 1 / 0)  # a failing subscriber must not break the request
     assert app.test_client().post("/api/echo", json={"text": "yo"}).status_code == 200
     assert seen == ["yo"]
-    host.provide(Shouter, Loud())
-    assert host.service(Shouter).shout("a") == "A!" and host.service(Loud) is None
+    context.provide(Shouter, Loud())
+    assert context.service(Shouter).shout("a") == "A!" and context.service(Loud) is None
     with pytest.raises(TypeError, match="does not implement Shouter"):
-        host.provide(Shouter, object())
+        context.provide(Shouter, object())
     calls = []
-    assert host.shared("k", lambda: calls.append(1) or "model") == host.shared("k", lambda: calls.append(1))
+    assert context.shared("k", lambda: calls.append(1) or "model") == context.shared("k", lambda: calls.append(1))
     assert calls == [1]
 
 
@@ -357,6 +357,23 @@ def test_errors_are_json(app_with):
     assert client.get("/api/nothing").json == {"error": "not found: /api/nothing"}
     wrong = client.get("/api/echo")
     assert wrong.status_code == 405 and "POST" in wrong.headers["Allow"] and "error" in wrong.json
+
+
+def test_cors_echoes_origin_and_headers_and_exposes_ours(app_with):
+    client = app_with().test_client()
+    pre = client.options("/api/echo", headers={
+        "Origin": "https://st.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "X-CSRF-Token, Authorization",
+        "Access-Control-Request-Private-Network": "true"})
+    assert pre.status_code == 200 and pre.headers["Access-Control-Allow-Origin"] == "https://st.example"
+    assert pre.headers["Access-Control-Allow-Headers"] == "Authorization, X-CSRF-Token"
+    assert pre.headers["Access-Control-Allow-Private-Network"] == "true" and "Origin" in pre.headers["Vary"]
+    assert {"GET", "POST", "DELETE"} <= {m.strip() for m in pre.headers["Access-Control-Allow-Methods"].split(",")}
+    busy = client.get("/api/echo/busy", headers={"Origin": "http://localhost:8000"})
+    assert busy.headers["Access-Control-Allow-Origin"] == "http://localhost:8000"
+    exposed = {h.strip() for h in busy.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"Retry-After", "X-Request-Duration", "X-Instance-Id", "X-Frame-Seq"} <= exposed
+    assert client.get("/api/modules").headers["Access-Control-Allow-Origin"] == "*"
 
 
 def test_api_key_comparison():

@@ -437,7 +437,7 @@ def test_classify_result_sets_default_emotion(app):
     client = app.test_client()
     assert client.post("/api/talkinghead/load", data={"character": "lambda_00"}).status_code == 200
     host = app.extensions["greenroom"]
-    host.publish("classify.result", label="anger", scores=[])
+    host.context.publish("classify.result", label="anger", scores=[])
     assert host.module("talkinghead").manager.find(None).animator.emotion == "anger"
 
 

@@ -91,7 +91,7 @@ def test_torch_backend_british_voice_mix_and_stream(app):
 
 
 def test_speech_service_for_other_modules(app):
-    speech = host_of(app).service(Speech)
+    speech = host_of(app).context.service(Speech)
     said = speech.speak("Hi there.", "af_test", speed=1.5, voice2="bm_test", mix=0.5, format="mp3")
     assert said.audio.dtype == np.float32 and said.sample_rate == speech.sample_rate == 24000
     assert said.duration == pytest.approx(len(said.audio) / 24000, abs=1e-3)

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from greenroom.module import Compute
+from greenroom import Compute, Context
 from greenroom_modules.embeddings.models import shared_encoder
 
 from .labels import GOEMOTIONS, NEUTRAL, PROTOTYPES
@@ -33,8 +33,8 @@ def rank(labels: list[str], scores: np.ndarray) -> Ranking:
 class ZeroShot:
     """Cosine similarity to each label's prototype, softmaxed; 'neutral' scores as a fixed threshold."""
 
-    def __init__(self, host: Any, settings: ClassifySettings, compute: Compute) -> None:
-        self.encoder = shared_encoder(host, settings.embedding_model, compute)  # shared with embeddings
+    def __init__(self, context: Context, settings: ClassifySettings, compute: Compute) -> None:
+        self.encoder = shared_encoder(context, settings.embedding_model, compute)  # shared with embeddings
         self.settings = settings
         self.emotions = [label for label in GOEMOTIONS if label != NEUTRAL]
         self.labels = self.emotions + [NEUTRAL]
@@ -85,7 +85,7 @@ class HuggingFace:
                  sorted(result, key=lambda r: -r["score"])] for result in results]
 
 
-def make_backend(host: Any, settings: ClassifySettings, compute: Compute) -> Backend:
+def make_backend(context: Context, settings: ClassifySettings, compute: Compute) -> Backend:
     if settings.backend == "transformers":
         return HuggingFace(settings, compute)
-    return ZeroShot(host, settings, compute)
+    return ZeroShot(context, settings, compute)

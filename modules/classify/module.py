@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from greenroom import ApiBlueprint, Module, Resources
+from greenroom import ApiBlueprint, Context, Module, Resources
 from greenroom.module import Compute
 
 from .backends import Backend, Ranking, make_backend
@@ -18,8 +18,8 @@ class Classify(Module):
     resources = Resources(device="any", memory_mb=550, cpu_fallback=True)
     settings: ClassifySettings
 
-    def __init__(self, host: Any, settings: ClassifySettings) -> None:
-        super().__init__(host, settings)
+    def __init__(self, context: Context, settings: ClassifySettings) -> None:
+        super().__init__(context, settings)
         self.backend: Backend | None = None
 
     def blueprint(self) -> ApiBlueprint:
@@ -27,7 +27,7 @@ class Classify(Module):
         return build_blueprint(self)
 
     def load(self, compute: Compute) -> None:
-        self.backend = make_backend(self.host, self.settings, compute)
+        self.backend = make_backend(self.context, self.settings, compute)
 
     def unload(self) -> None:
         self.backend = None

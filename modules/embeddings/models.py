@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from greenroom.module import Compute
+from greenroom import Compute, Context
 
 log = logging.getLogger("greenroom.embeddings")
 
@@ -60,7 +60,7 @@ class SharedEncoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-def shared_encoder(host: Any, spec: str, compute: Compute) -> SharedEncoder:
+def shared_encoder(context: Context, spec: str, compute: Compute) -> SharedEncoder:
     """The host-wide encoder of ``spec`` (a hub id or path) for ``compute``, loaded on first use."""
     path = resolve_model(spec)
 
@@ -72,4 +72,4 @@ def shared_encoder(host: Any, spec: str, compute: Compute) -> SharedEncoder:
             model = model.half() if compute.dtype == "float16" else model.bfloat16()
         return SharedEncoder(model, threading.Lock(), path)
 
-    return host.shared((SharedEncoder, path, compute.device, compute.dtype if compute.is_cuda else "float32"), load)
+    return context.shared((SharedEncoder, path, compute.device, compute.dtype if compute.is_cuda else "float32"), load)

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from greenroom import ApiBlueprint, ApiError, Module, Resources
+from greenroom import ApiBlueprint, ApiError, Context, Module, Resources
 from greenroom.module import Compute
 
 from .batcher import BatcherClosed, DynamicBatcher, EncodeFn
@@ -24,8 +24,8 @@ class Embeddings(Module):
     resources = Resources(device="any", memory_mb=550, cpu_fallback=True)
     settings: EmbeddingsSettings
 
-    def __init__(self, host: Any, settings: EmbeddingsSettings) -> None:
-        super().__init__(host, settings)
+    def __init__(self, context: Context, settings: EmbeddingsSettings) -> None:
+        super().__init__(context, settings)
         self._encoders: dict[str, SharedEncoder] = {}      # role -> model
         self._batchers: dict[str, DynamicBatcher] = {}     # model path -> its batcher (roles may share)
 
@@ -35,7 +35,7 @@ class Embeddings(Module):
 
     def load(self, compute: Compute) -> None:
         for role, spec in self.settings.roles.items():
-            encoder = shared_encoder(self.host, spec, compute)
+            encoder = shared_encoder(self.context, spec, compute)
             self._encoders[role] = encoder
             if encoder.path not in self._batchers:
                 self._batchers[encoder.path] = DynamicBatcher(

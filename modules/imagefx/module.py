@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from greenroom import ApiBlueprint, Module, Resources
+from greenroom import ApiBlueprint, Context, Module, Resources
 
 from .settings import ImageFxSettings
 
@@ -17,8 +17,8 @@ class ImageFx(Module):
     resources = Resources(device="cpu", memory_mb=0)
     settings: ImageFxSettings
 
-    def __init__(self, host: Any, settings: ImageFxSettings) -> None:
-        super().__init__(host, settings)
+    def __init__(self, context: Context, settings: ImageFxSettings) -> None:
+        super().__init__(context, settings)
         self.slots = threading.BoundedSemaphore(settings.max_concurrent)
         self.processed = 0
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from greenroom import ApiBlueprint, Module, Resources
+from greenroom import ApiBlueprint, Context, Module, Resources
 from greenroom.module import Compute
 
 from .pipeline import SpacyPipeline
@@ -18,8 +18,8 @@ class Nlp(Module):
     resources = Resources(device="cpu", memory_mb=250)
     settings: NlpSettings
 
-    def __init__(self, host: Any, settings: NlpSettings) -> None:
-        super().__init__(host, settings)
+    def __init__(self, context: Context, settings: NlpSettings) -> None:
+        super().__init__(context, settings)
         self._pipeline: SpacyPipeline | None = None
 
     def blueprint(self) -> ApiBlueprint:

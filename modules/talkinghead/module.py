@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from greenroom import Compute, Module, Resources
+from greenroom import Compute, Context, Module, Resources
 
 from . import pose as P
 from .images import CHARACTERS, load_named
@@ -27,8 +27,8 @@ class Talkinghead(Module):
     Settings = TalkingheadSettings
     resources = Resources(device="any", gpu_dtype="float16", memory_mb=1200, cpu_fallback=True)
 
-    def __init__(self, host: Any, settings: TalkingheadSettings) -> None:
-        super().__init__(host, settings)
+    def __init__(self, context: Context, settings: TalkingheadSettings) -> None:
+        super().__init__(context, settings)
         self.manager: InstanceManager | None = None
         self.poser: SharedPoser | None = None
         self._defaults_lock = threading.Lock()
@@ -40,7 +40,7 @@ class Talkinghead(Module):
     def load(self, compute: Compute) -> None:
         s = self.settings
         key = ("tha3", s.model, compute.device, compute.dtype, s.weights_dir, s.compile)
-        self.poser = self.host.shared(key, lambda: load_poser(s, compute))
+        self.poser = self.context.shared(key, lambda: load_poser(s, compute))
         self._base_templates = P.load_template_dir(EMOTIONS_DIR)
         self.manager = InstanceManager(self.poser, s, self.animator_defaults, self.default_templates)
         if s.mode == "auto" and self.poser.device.type != "cpu":  # a CPU is never fast enough: skip the test
@@ -48,7 +48,7 @@ class Talkinghead(Module):
             seconds = self.manager.measure_full_pose(sample)
             log.info("talkinghead: one full pose takes %.3f s here; 'auto' mode means %s", seconds,
                      self.manager.resolve_mode(self.manager_defaults()))
-        self.host.subscribe("classify.result", self._on_classified)
+        self.context.subscribe("classify.result", self._on_classified)
 
     def unload(self) -> None:
         if self.manager is not None:

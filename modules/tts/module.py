@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from greenroom import Compute, Error, Invalid, Module, Resources
-from greenroom.openai_models import offer_models
+from greenroom import ApiBlueprint, Compute, Context, Error, Invalid, Module, Resources
 
 from . import audio
 from .backends import SAMPLE_RATE, OnnxBackend, TorchBackend
@@ -22,8 +21,6 @@ from .scheduler import Busy, Job, Scheduler
 from .settings import TTSSettings
 
 log = logging.getLogger("greenroom.tts")
-OPENAI_MODELS = ("kokoro", "tts-1", "tts-1-hd")
-"""The model names /v1/audio/speech accepts (and ignores), listed by GET /v1/models."""
 
 UNIT_TIMEOUT = 300.0
 """Seconds a request waits for one sentence before giving up (a stuck backend, not a busy one)."""
@@ -39,8 +36,8 @@ class TTSModule(Module):
     Settings = TTSSettings
     resources = Resources(device="any", gpu_dtype="float32", memory_mb=1300, cpu_fallback=True)
 
-    def __init__(self, host: Any, settings: TTSSettings) -> None:
-        super().__init__(host, settings)
+    def __init__(self, context: Context, settings: TTSSettings) -> None:
+        super().__init__(context, settings)
         self.synth: Synthesizer | None = None
         self.scheduler: Scheduler | None = None
         self.device = "cpu"
@@ -48,6 +45,10 @@ class TTSModule(Module):
         self._samples_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    def blueprint(self) -> ApiBlueprint:
+        from .routes import build_blueprint
+        return build_blueprint(self)
 
     def load(self, compute: Compute) -> None:
         s = self.settings
@@ -71,10 +72,9 @@ class TTSModule(Module):
         synth.render(warm, 0)  # first inference allocates; keep that out of the first request
         self.synth = synth
         self.scheduler = Scheduler(s.max_jobs, s.workers)
-        self.host.provide(Speech, self)
-        self.host.provide("tts.speak", self._speak_dict)  # these two until the talking head asks for Speech
-        self.host.provide("tts.encode", audio.encode)
-        offer_models(self.host, lambda: OPENAI_MODELS)  # listed by GET /v1/models
+        self.context.provide(Speech, self)
+        self.context.provide("tts.speak", self._speak_dict)  # these two until the talking head asks for Speech
+        self.context.provide("tts.encode", audio.encode)
         log.info("tts: %s backend, %d voices, default %s", backend.name, len(synth.voices()), default)
 
     def unload(self) -> None:

@@ -1,5 +1,6 @@
-"""The websearch module: engines come from the ``register_websearch_engines`` hook of every plugin
-(the built-in ones included), and a :class:`Searcher` is rebuilt whenever the settings change."""
+"""The websearch module: engines come from its own ``register_websearch_engines`` hook (hookspecs.py),
+which every plugin may implement (the built-in ones included), and a :class:`Searcher` is rebuilt
+whenever the settings change."""
 from __future__ import annotations
 
 import logging
@@ -7,8 +8,9 @@ import re
 import threading
 from typing import Any
 
-from greenroom import ApiBlueprint, Compute, Invalid, Module, ModuleSettings, Resources
+from greenroom import ApiBlueprint, Compute, Context, Invalid, Module, ModuleSettings, Resources
 
+from . import hookspecs
 from .engines import Engine
 from .fetch import HttpClient, install_log_redaction
 from .search import EngineState, Searcher
@@ -17,13 +19,11 @@ from .settings import AUTO, ENGINE_NAME, SettingsProblem, WebSearchSettings, che
 log = logging.getLogger("greenroom.websearch")
 
 
-def collect_engines(host: Any) -> tuple[dict[str, type[Engine]], dict[str, str]]:
+def collect_engines(context: Context) -> tuple[dict[str, type[Engine]], dict[str, str]]:
     """Engine classes by name, and the plugin each came from. Built-in plugins win name clashes."""
-    found = host.registry.collect("register_websearch_engines", base=Engine)
-    builtin = {name for name, info in host.registry.plugins.items() if info.builtin}
     classes: dict[str, type[Engine]] = {}
     origin: dict[str, str] = {}
-    for plugin, cls in sorted(found, key=lambda pc: pc[0] not in builtin):
+    for plugin, cls in context.collect("register_websearch_engines", Engine):
         name = getattr(cls, "name", None)
         if not isinstance(name, str) or not re.fullmatch(ENGINE_NAME, name) or name == AUTO:
             log.error("plugin %s registered engine %r with an invalid name %r", plugin, cls.__name__, name)
@@ -41,9 +41,10 @@ class WebSearch(Module):
     description = "Web search for LLM tools over plain HTTP: SearXNG, DuckDuckGo, Brave Search, plugin engines."
     Settings = WebSearchSettings
     resources = Resources(device="cpu", memory_mb=30)
+    hookspecs = hookspecs
 
-    def __init__(self, host: Any, settings: ModuleSettings) -> None:
-        super().__init__(host, settings)
+    def __init__(self, context: Context, settings: ModuleSettings) -> None:
+        super().__init__(context, settings)
         self.engine_classes: dict[str, type[Engine]] = {}
         self.engine_origin: dict[str, str] = {}
         self.states: dict[str, EngineState] = {}
@@ -56,7 +57,7 @@ class WebSearch(Module):
 
     def load(self, compute: Compute) -> None:
         install_log_redaction()
-        self.engine_classes, self.engine_origin = collect_engines(self.host)
+        self.engine_classes, self.engine_origin = collect_engines(self.context)
         try:
             self.searcher = self._build(self.settings)
         except SettingsProblem as exc:

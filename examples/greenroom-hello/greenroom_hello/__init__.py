@@ -56,9 +56,9 @@ class Hello(Module):
                     n += 1
                     time.sleep(query.interval)
 
-            # host.stream holds one of the server's stream slots (503 when none is free)
+            # context.stream holds one of the server's stream slots (503 when none is free)
             # and ends the stream when the server shuts down.
-            return Response(self.host.stream(generate()), mimetype="text/event-stream")
+            return Response(self.context.stream(generate()), mimetype="text/event-stream")
 
         return bp
 
