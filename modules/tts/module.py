@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from greenroom import ApiBlueprint, Compute, Context, Error, Invalid, Module, Resources
+from greenroom import Compute, Context, Error, Invalid, Module, Resources
+from greenroom.openai_models import offer_models
 
 from . import audio
 from .backends import SAMPLE_RATE, OnnxBackend, TorchBackend
@@ -21,6 +22,8 @@ from .scheduler import Busy, Job, Scheduler
 from .settings import TTSSettings
 
 log = logging.getLogger("greenroom.tts")
+OPENAI_MODELS = ("kokoro", "tts-1", "tts-1-hd")
+"""The model names /v1/audio/speech accepts (and ignores), listed by GET /v1/models."""
 
 UNIT_TIMEOUT = 300.0
 """Seconds a request waits for one sentence before giving up (a stuck backend, not a busy one)."""
@@ -45,10 +48,6 @@ class TTSModule(Module):
         self._samples_lock = threading.Lock()
 
     # -- lifecycle ----------------------------------------------------------------------------
-
-    def blueprint(self) -> ApiBlueprint:
-        from .routes import build_blueprint
-        return build_blueprint(self)
 
     def load(self, compute: Compute) -> None:
         s = self.settings
@@ -75,6 +74,7 @@ class TTSModule(Module):
         self.context.provide(Speech, self)
         self.context.provide("tts.speak", self._speak_dict)  # these two until the talking head asks for Speech
         self.context.provide("tts.encode", audio.encode)
+        offer_models(self.context, lambda: OPENAI_MODELS)  # listed by GET /v1/models
         log.info("tts: %s backend, %d voices, default %s", backend.name, len(synth.voices()), default)
 
     def unload(self) -> None:
