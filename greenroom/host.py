@@ -14,7 +14,7 @@ from .context import Context
 from .errors import Invalid, describe_validation_error, validation_details
 from .module import Compute, Module, ModuleSettings
 from .plugins import PluginRegistry
-from .resources import LoadMeter, choose_compute, cpu_fallback
+from .resources import choose_compute, cpu_fallback, memory_added, memory_mb
 
 log = logging.getLogger("greenroom.host")
 
@@ -124,8 +124,7 @@ class Host:
                                  self.server.device, self.server.cuda_device)
         log.info("loading module %s on %s (%s, %s)", rec.name, compute.device, compute.dtype, compute.reason)
         rec.state = "loading"
-        meter = LoadMeter()
-        before, t0 = meter.snapshot(), time.perf_counter()
+        before, t0 = memory_mb(), time.perf_counter()
         try:
             try:
                 rec.instance.load(compute)
@@ -141,7 +140,7 @@ class Host:
             log.debug("%s", traceback.format_exc())
             return
         rec.load_seconds = time.perf_counter() - t0
-        rec.memory = meter.delta_mb(before, meter.snapshot())
+        rec.memory = memory_added(before)
         rec.compute, rec.state = compute, "loaded"
         log.info("module %s loaded in %.2f s (%s)", rec.name, rec.load_seconds,
                  ", ".join(f"{k} {v:+}" for k, v in rec.memory.items()))

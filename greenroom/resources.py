@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import logging
-import os
-from typing import Any
+import sys
 
 import psutil
 
@@ -47,30 +46,15 @@ def cpu_fallback(compute: Compute) -> Compute:
     return Compute("cpu", "float32", f"load on {compute.device} failed; retried on CPU")
 
 
-class LoadMeter:
-    """Measures the RSS (and CUDA memory) a module's load adds."""
-
-    def __init__(self) -> None:
-        self._proc = psutil.Process(os.getpid())
-
-    def snapshot(self) -> dict[str, int]:
-        snap = {"rss": self._proc.memory_info().rss}
-        cuda = _cuda_allocated()
-        if cuda is not None:
-            snap["cuda"] = cuda
-        return snap
-
-    @staticmethod
-    def delta_mb(before: dict[str, int], after: dict[str, int]) -> dict[str, Any]:
-        out = {"rss_mb": round((after["rss"] - before["rss"]) / 2**20, 1)}
-        if "cuda" in after and "cuda" in before:
-            out["cuda_mb"] = round((after["cuda"] - before["cuda"]) / 2**20, 1)
-        return out
+def memory_mb() -> dict[str, float]:
+    """This process's RSS, and CUDA memory once something imported torch, in MiB (torch is never imported here)."""
+    out = {"rss_mb": psutil.Process().memory_info().rss / 2**20}
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        out["cuda_mb"] = torch.cuda.memory_allocated() / 2**20
+    return out
 
 
-def _cuda_allocated() -> int | None:
-    import sys
-    torch = sys.modules.get("torch")  # only measured once something imported torch
-    if torch is None or not torch.cuda.is_available():
-        return None
-    return int(torch.cuda.memory_allocated())
+def memory_added(before: dict[str, float]) -> dict[str, float]:
+    """What was added since ``before`` (a :func:`memory_mb`), per measure that both have."""
+    return {key: round(now - before[key], 1) for key, now in memory_mb().items() if key in before}
