@@ -354,8 +354,9 @@ def test_disabling_the_extension_leaves_no_instance_behind(tavern, server):
 
 
 def test_leaving_the_page_leaves_no_instance_behind(sillytavern, browser, server, tavern):
-    tavern.open_settings()
-    tavern.page.locator("#greenroom_enabled").uncheck()  # the first tab lets go of Bob (ids are per character)
+    bob = tavern.instance_id("Bob")
+    tavern.open_chat("Alice")  # the first tab lets go of Bob (instance ids are per character, not per tab)
+    server.wait(lambda: bob not in server.instances(), 20, "Bob unloaded by the chat change")
     tab = Tavern(browser, sillytavern.url)
     try:
         tab.open_chat("Bob")
@@ -366,7 +367,7 @@ def test_leaving_the_page_leaves_no_instance_behind(sillytavern, browser, server
         server.wait(lambda: iid not in server.instances(), 20, "Bob unloaded on pagehide")
     finally:
         tab.page.close()
-        tavern.page.locator("#greenroom_enabled").check()
+        tavern.open_chat("Duo")
 
 
 def test_a_wrong_key_or_a_stopped_server_gives_a_visible_error(tavern):
@@ -413,5 +414,9 @@ def test_it_reconnects_when_the_server_comes_back(tavern, tmp_path):
         assert tavern.instance_id("Alice") in ids and tavern.instance_id("Bob") in ids
     finally:
         proc.terminate()
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
         log.close()
