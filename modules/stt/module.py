@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator, Literal
 
 import numpy as np
 
-from greenroom import BadRequest, Busy, Compute, Invalid, Module, Resources
+from greenroom import BadRequest, Busy, Compute, Context, Invalid, Module, Resources
 from greenroom.openai_models import offer_models
 
 from .decode import SAMPLE_RATE, check_not_silent, decode
@@ -47,11 +48,11 @@ class STTModule(Module):
     Settings = STTSettings
     resources = Resources(device="any", gpu_dtype="float16", memory_mb=250, cpu_fallback=True)
 
-    def __init__(self, host: Any, settings: STTSettings) -> None:
-        super().__init__(host, settings)
+    def __init__(self, context: Context, settings: STTSettings) -> None:
+        super().__init__(context, settings)
         self.model: Any = None  # faster_whisper.WhisperModel, imported at load time
         self.scheduler: Scheduler | None = None
-        self.model_name = settings.model or PACKAGED_MODEL
+        self.model_name = Path(settings.model).name if settings.model else PACKAGED_MODEL  # a folder: its name
         self.device = "cpu"
         self.compute_type = ""
         self._names: dict[str, str] = {}
@@ -76,7 +77,7 @@ class STTModule(Module):
         segments, _ = self.model.transcribe(np.zeros(SAMPLE_RATE, np.float32), beam_size=1, vad_filter=False)
         list(segments)
         self.scheduler = Scheduler(s.max_jobs, s.workers)
-        offer_models(self.host, self.model_ids)
+        offer_models(self.context, self.model_ids)
         log.info("stt: %s on %s (%s), %d languages", self.model_name, device, self.compute_type, len(self._names))
 
     def unload(self) -> None:

@@ -167,7 +167,7 @@ def openai_translations(module: "STTModule"):
 
 @routes.api("/v1/models", tags=["stt", "openai"], summary="The model names of every loaded OpenAI-style module")
 def openai_models(module: "STTModule"):
-    return jsonify(model_list(module.host))
+    return jsonify(model_list(module.context))
 
 
 def openai_task(module: "STTModule", task: Task) -> Response:
@@ -246,7 +246,7 @@ def streamed(module: "STTModule", lines: Callable[[Job], Iterator[bytes]], pcm: 
     """A streamed reply holding one of the host's stream slots (503 when none is free)."""
     job = module.start(pcm, options, label)
     try:
-        return Response(module.host.stream(lines(job)), mimetype=media)
+        return Response(module.context.stream(lines(job)), mimetype=media)
     except Error:
         job.close()
         raise
