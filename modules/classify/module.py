@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from greenroom import ApiBlueprint, Context, Module, Resources
+from greenroom import Context, Module, Resources
 from greenroom.module import Compute
 
 from .backends import Backend, Ranking, make_backend
@@ -21,10 +21,6 @@ class Classify(Module):
     def __init__(self, context: Context, settings: ClassifySettings) -> None:
         super().__init__(context, settings)
         self.backend: Backend | None = None
-
-    def blueprint(self) -> ApiBlueprint:
-        from .routes import build_blueprint
-        return build_blueprint(self)
 
     def load(self, compute: Compute) -> None:
         self.backend = make_backend(self.context, self.settings, compute)

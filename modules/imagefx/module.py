@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from greenroom import ApiBlueprint, Context, Module, Resources
+from greenroom import Context, Module, Resources
 
 from .settings import ImageFxSettings
 
@@ -21,10 +21,6 @@ class ImageFx(Module):
         super().__init__(context, settings)
         self.slots = threading.BoundedSemaphore(settings.max_concurrent)
         self.processed = 0
-
-    def blueprint(self) -> ApiBlueprint:
-        from .routes import build_blueprint
-        return build_blueprint(self)
 
     def apply_settings(self, settings: ImageFxSettings) -> None:  # type: ignore[override]
         if settings.max_concurrent != self.settings.max_concurrent:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from greenroom import ApiBlueprint, Context, Module, Resources
+from greenroom import Context, Module, Resources
 from greenroom.module import Compute
 
 from .pipeline import SpacyPipeline
@@ -21,10 +21,6 @@ class Nlp(Module):
     def __init__(self, context: Context, settings: NlpSettings) -> None:
         super().__init__(context, settings)
         self._pipeline: SpacyPipeline | None = None
-
-    def blueprint(self) -> ApiBlueprint:
-        from .routes import build_blueprint
-        return build_blueprint(self)
 
     def load(self, compute: Compute) -> None:
         self._pipeline = SpacyPipeline(self.settings.model)

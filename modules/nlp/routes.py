@@ -9,8 +9,8 @@ import orjson
 from flask import Response, jsonify
 from pydantic import BaseModel
 
-from greenroom import ApiBlueprint
 from greenroom.textinput import text_batch
+from greenroom.views import Routes
 
 from .schemas import AnalyzeRequest, DocJson, InfoReply
 
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from .module import Nlp
 
 log = logging.getLogger("greenroom.nlp")
-
 
 
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
@@ -42,27 +41,26 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
 DOC_LIST = {"description": "A JSON array of spaCy Doc.to_json() documents, one per input text, in order",
             "content": {"application/json": {"schema": {"type": "array", "items": inline_schema(DocJson)}}}}
 
+routes = Routes()
 
-def build_blueprint(module: "Nlp") -> ApiBlueprint:
-    bp = ApiBlueprint("nlp", __name__)
 
-    @bp.api("/api/nlp/analyze", methods=["POST"], body=AnalyzeRequest,
+@routes.api("/api/nlp/analyze", methods=["POST"], body=AnalyzeRequest,
             summary="spaCy analysis: tokens, tags, lemmas, dependencies, sentences, entities",
             responses={200: DOC_LIST, 400: "Bad text, unknown pipe, or oversized input"})
-    def analyze(body: AnalyzeRequest):
-        """Returns a list of ``Doc.to_json()`` documents (modules/nlp/client.py turns them back into Docs)."""
-        s = module.settings
-        texts, _ = text_batch(body.text, "text", s.max_texts, s.max_text_chars)
-        pipeline = module.pipeline()
-        components = pipeline.plan(body.pipes)
-        t0 = time.perf_counter()
-        documents = pipeline.analyze(texts, components, s.batch_size)
-        log.info("analysed %d texts (%d chars) with %s in %.1f ms", len(texts), sum(map(len, texts)),
-                 ",".join(components), (time.perf_counter() - t0) * 1000)
-        return Response(orjson.dumps(documents), mimetype="application/json")
+def analyze(module: "Nlp", body: AnalyzeRequest):
+    """Returns a list of ``Doc.to_json()`` documents (modules/nlp/client.py turns them back into Docs)."""
+    s = module.settings
+    texts, _ = text_batch(body.text, "text", s.max_texts, s.max_text_chars)
+    pipeline = module.pipeline()
+    components = pipeline.plan(body.pipes)
+    t0 = time.perf_counter()
+    documents = pipeline.analyze(texts, components, s.batch_size)
+    log.info("analysed %d texts (%d chars) with %s in %.1f ms", len(texts), sum(map(len, texts)),
+             ",".join(components), (time.perf_counter() - t0) * 1000)
+    return Response(orjson.dumps(documents), mimetype="application/json")
 
-    @bp.api("/api/nlp/info", summary="The served spaCy pipeline, its versions and components",
+
+@routes.api("/api/nlp/info", summary="The served spaCy pipeline, its versions and components",
             responses={200: InfoReply})
-    def info():
-        return jsonify(module.pipeline().info())
-    return bp
+def info(module: "Nlp"):
+    return jsonify(module.pipeline().info())

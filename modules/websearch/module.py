@@ -8,7 +8,7 @@ import re
 import threading
 from typing import Any
 
-from greenroom import ApiBlueprint, Compute, Context, Invalid, Module, ModuleSettings, Resources
+from greenroom import Compute, Context, Invalid, Module, ModuleSettings, Resources
 
 from . import hookspecs
 from .engines import Engine
@@ -50,10 +50,6 @@ class WebSearch(Module):
         self.states: dict[str, EngineState] = {}
         self.searcher: Searcher | None = None
         self._swap_lock = threading.Lock()
-
-    def blueprint(self) -> ApiBlueprint:
-        from .routes import build_blueprint
-        return build_blueprint(self)
 
     def load(self, compute: Compute) -> None:
         install_log_redaction()

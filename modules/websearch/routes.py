@@ -6,7 +6,8 @@ from typing import TYPE_CHECKING, Any
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from greenroom import ApiBlueprint, ApiError
+from greenroom import ApiError
+from greenroom.views import Routes
 
 from .search import Searcher
 
@@ -84,38 +85,39 @@ ERRORS = {
     502: SearchFailed, 504: SearchFailed,
 }
 
+routes = Routes()
 
-def build_blueprint(module: "WebSearch") -> ApiBlueprint:
-    bp = ApiBlueprint("websearch", __name__)
 
-    def searcher() -> Searcher:
-        current = module.searcher
-        if current is None:
-            raise ApiError(503, "websearch is not loaded")
-        return current
+def _searcher(module: "WebSearch") -> Searcher:
+    current = module.searcher
+    if current is None:
+        raise ApiError(503, "websearch is not loaded")
+    return current
 
-    @bp.api("/api/websearch", methods=["POST"], body=SearchBody, responses={200: SillyTavernResults, **ERRORS},
+
+@routes.api("/api/websearch", methods=["POST"], body=SearchBody, responses={200: SillyTavernResults, **ERRORS},
             summary="Search the web (SillyTavern's WebSearch extension)")
-    def websearch(body: SearchBody):
-        """``results`` is one string, the snippets joined by newlines; ``links`` holds their URLs."""
-        current = searcher()
-        hits = current.search(body.engine, body.query).hits(current.settings.max_results)
-        return jsonify({"results": "\n".join(h.snippet or h.title for h in hits), "links": [h.url for h in hits]})
+def websearch(module: "WebSearch", body: SearchBody):
+    """``results`` is one string, the snippets joined by newlines; ``links`` holds their URLs."""
+    current = _searcher(module)
+    hits = current.search(body.engine, body.query).hits(current.settings.max_results)
+    return jsonify({"results": "\n".join(h.snippet or h.title for h in hits), "links": [h.url for h in hits]})
 
-    @bp.api("/api/websearch/results", methods=["POST"], body=ResultsBody,
+
+@routes.api("/api/websearch/results", methods=["POST"], body=ResultsBody,
             responses={200: StructuredResults, **ERRORS}, summary="Search the web, with titles, links and engines")
-    def results(body: ResultsBody):
-        current = searcher()
-        outcome = current.search(body.engine, body.query)
-        hits = outcome.hits(body.max_results or current.settings.max_results)
-        return jsonify({"results": [h.as_dict() for h in hits], "engine": outcome.answer.engine,
-                        "cached": outcome.cached, "failed": [f.as_dict() for f in outcome.failed]})
+def results(module: "WebSearch", body: ResultsBody):
+    current = _searcher(module)
+    outcome = current.search(body.engine, body.query)
+    hits = outcome.hits(body.max_results or current.settings.max_results)
+    return jsonify({"results": [h.as_dict() for h in hits], "engine": outcome.answer.engine,
+                    "cached": outcome.cached, "failed": [f.as_dict() for f in outcome.failed]})
 
-    @bp.api("/api/websearch/engines", responses={200: EngineList},
+
+@routes.api("/api/websearch/engines", responses={200: EngineList},
             summary="Installed engines, fallback order and the SillyTavern name mapping")
-    def engines():
-        status = searcher().status()
-        return jsonify({"engines": module.engine_list(), "order": status["order"],
-                        "sillytavern": status["sillytavern"]})
+def engines(module: "WebSearch"):
+    status = _searcher(module).status()
+    return jsonify({"engines": module.engine_list(), "order": status["order"],
+                    "sillytavern": status["sillytavern"]})
 
-    return bp
