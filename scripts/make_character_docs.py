@@ -260,7 +260,7 @@ def editor_screenshot(url: str, key: str | None) -> Image.Image | None:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         if key:
             page.add_init_script(f"sessionStorage.setItem('greenroom.api-key', {json.dumps(key)})")
-        page.goto(f"{url}/ui/pose-editor.html#emotion=anger")
+        page.goto(f"{url}/ui/modules/talkinghead/pose-editor.html#emotion=anger")
         page.wait_for_selector("body[data-ready=true]", timeout=120_000)
         page.wait_for_selector("#pe-preview[data-renders='1']", timeout=600_000)
         page.locator("input[type=range][data-morph=eye_unimpressed_left_index]").fill("0.8")

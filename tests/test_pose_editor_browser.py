@@ -111,7 +111,7 @@ def test_editing_saving_and_applying_a_template(server, browser, tmp_path):
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(str(e)))
-    page.goto(f"{url}/ui/pose-editor.html#emotion=anger")
+    page.goto(f"{url}/ui/modules/talkinghead/pose-editor.html#emotion=anger")
     page.wait_for_selector("body[data-ready=true]", timeout=60_000)
     assert page.locator("#pe-emotion").input_value() == "anger"
     assert page.locator("#pe-groups input[type=range]").count() == 45

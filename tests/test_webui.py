@@ -1,7 +1,8 @@
 """The web page at /ui/ in a real headless Chromium (Debian's, driven by Playwright) against a real server
 with talkinghead (low_compute), tts, classify and imagefx: loads without console errors, the feed updates,
 emotion buttons and the filter chain editor change the avatar, speech plays while the mouth moves, classify
-applies to the avatar, server errors are shown, and --secure asks for the key once.
+applies to the avatar, server errors are shown, and --secure asks for the key once. Third-party modules add
+their own tabs, and a broken one spoils nothing else.
 
 Screenshots go to test-artifacts/webui/.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -17,8 +19,12 @@ import numpy as np
 import pytest
 import requests
 from PIL import Image
+from waitress import create_server
+
+from greenroom.app import create_app
 
 from .server_process import ROOT, ServerProcess
+from .test_webui_routes import panel_module, plugin
 
 pytestmark = pytest.mark.slow
 
@@ -408,3 +414,48 @@ def test_secure_server_asks_for_the_key_once(browser, tmp_path):
         page.page.close()
     finally:
         server.stop()
+
+
+# A panel as a third-party module ships it: the shell's helpers imported by URL, its own API called with them.
+GREETER_JS = """import {api} from "../../js/api.js";
+import {h, card} from "../../js/dom.js";
+
+export async function mount(container, {module}) {
+  const {greeting} = await api(`api/${module}/hello`);
+  container.replaceChildren(card("Greeter", h("p", {id: "greeting"}, greeting)));
+}
+"""
+GRUMPY_JS = 'export function mount() { throw new Error("grumpy refuses to mount"); }\n'
+
+
+@pytest.fixture
+def plugin_page(browser, make_config, tmp_path):
+    """The page of a server (waitress, in this process) with two throw-away plugins: greeter, whose panel
+    works, and grumpy, whose panel throws."""
+    modules = []
+    for name, script in (("greeter", GREETER_JS), ("grumpy", GRUMPY_JS)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "panel.js").write_text(script)
+        modules.append(panel_module(name, tmp_path / name))
+    app = create_app(make_config(enable=["greeter", "grumpy"]), plugins=[("panels", plugin(*modules))], discover=False)
+    server = create_server(app, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    page = Page(browser, f"http://127.0.0.1:{server.effective_port}")
+    yield page
+    page.page.close()
+    server.close()
+
+
+def test_a_third_party_module_adds_a_tab(plugin_page):
+    page = plugin_page.page
+    plugin_page.open("#greeter")
+    tabs = page.locator("nav.tabs button").all_inner_texts()
+    assert tabs == ["Greeter", "Grumpy", "Settings", "Modules"]
+    assert page.inner_text("#tab-greeter #greeting") == "hello from greeter"  # its script ran and called its API
+    plugin_page.tab("grumpy")
+    assert "grumpy refuses to mount" in page.inner_text("#tab-grumpy .error-note")
+    plugin_page.tab("settings")  # the settings forms are built from the schemas, as for every module
+    assert page.locator("details.module-settings[data-module=greeter]").count() == 1
+    assert page.locator("#stage-col").is_hidden()  # no panel put anything on the stage
+    plugin_page.shot("08-third-party-panel")
+    assert plugin_page.errors == []

@@ -1,10 +1,11 @@
 """The classify module: emotion labels for SillyTavern's Character Expressions and the talking head."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from greenroom import Context, Module, Resources
-from greenroom.module import Compute
+from greenroom.module import Compute, WebPanel
 
 from .backends import Backend, Ranking, make_backend
 from .settings import ClassifySettings
@@ -16,6 +17,8 @@ class Classify(Module):
     description = "Emotion classification with the 28 GoEmotions labels (zero-shot offline, or a hub model)."
     Settings = ClassifySettings
     resources = Resources(device="any", memory_mb=550, cpu_fallback=True)
+    web_dir = Path(__file__).parent / "web"
+    web_panels = (WebPanel("classify", "Emotion from text", "classify.js", order=40),)
     settings: ClassifySettings
 
     def __init__(self, context: Context, settings: ClassifySettings) -> None:

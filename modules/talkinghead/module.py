@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from greenroom import Compute, Context, Module, Resources
+from greenroom.module import WebPanel
 
 from . import pose as P
 from .images import CHARACTERS, load_named
@@ -26,6 +28,9 @@ class Talkinghead(Module):
     description = "Animated THA3 avatar (SillyTavern talkinghead), many instances, real time on a CPU."
     Settings = TalkingheadSettings
     resources = Resources(device="any", gpu_dtype="float16", memory_mb=1200, cpu_fallback=True)
+    web_dir = Path(__file__).parent / "web"
+    web_panels = (WebPanel("avatar", "Avatar", "avatar.js", order=10),
+                  WebPanel("style", "Filters", "filters.js", order=20))
 
     def __init__(self, context: Context, settings: TalkingheadSettings) -> None:
         super().__init__(context, settings)

@@ -6,11 +6,13 @@ import contextlib
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from greenroom import Compute, Context, Error, Invalid, Module, Resources
+from greenroom.module import WebPanel
 from greenroom.openai_models import offer_models
 
 from . import audio
@@ -38,6 +40,8 @@ class TTSModule(Module):
     """SillyTavern's XTTS provider hijacks plain 'tts' (contract G10); only 'silero-tts' should be advertised."""
     Settings = TTSSettings
     resources = Resources(device="any", gpu_dtype="float32", memory_mb=1300, cpu_fallback=True)
+    web_dir = Path(__file__).parent / "web"
+    web_panels = (WebPanel("speech", "Speech", "speech.js", order=30),)
 
     def __init__(self, context: Context, settings: TTSSettings) -> None:
         super().__init__(context, settings)

@@ -1,7 +1,8 @@
-// The server's API: URLs relative to the page (works behind a path prefix), the API key as a Bearer
-// header (asked for once when the server answers 401), and errors as exceptions carrying the server's message.
+// The server's API: URLs relative to this script's /ui/js/ (works behind a path prefix and from pages that
+// modules ship under /ui/modules/<name>/), the API key as a Bearer header (asked for once when the server
+// answers 401), and errors as exceptions carrying the server's message.
 
-export const BASE = new URL("../", location.href);
+export const BASE = new URL("../../", import.meta.url);
 const KEY = "greenroom.api-key";
 
 let apiKey = sessionStorage.getItem(KEY) || localStorage.getItem(KEY) || "";

@@ -1,13 +1,10 @@
-// Entry point: reads the server's health, asks for the API key if needed, and builds a panel for each
-// module that runs (a module that is off gets a short note on how to enable it instead).
+// Entry point: reads the server's health, asks for the API key if needed, and builds one tab per panel that
+// the installed modules ship (/ui/panels.json). A panel is an ES module in its module's web folder exporting
+// mount(container, context); a module that is off gets a short note on how to enable it instead.
 
 import {api, hasKey, askForKey, url} from "./api.js";
 import {h, toast, errorText} from "./dom.js";
 import {state} from "./state.js";
-import {initAvatar} from "./avatar.js";
-import {initFilters} from "./filters.js";
-import {initSpeech} from "./speech.js";
-import {initClassify} from "./classify.js";
 import {initSettings} from "./settings.js";
 import {initModules} from "./modules.js";
 
@@ -51,7 +48,32 @@ function explainMissing(panel, name) {
     h("h3", {}, `${panel.dataset.title} needs the ${name} module`),
     st ? h("p", {}, `It is ${st} on this server; see the Modules tab for the reason.`)
        : h("p", {}, "Start the server with it enabled, for example:"),
-    h("pre", {}, "python server.py --enable-modules=talkinghead,tts,classify,imagefx")));
+    h("pre", {}, `python server.py --enable-modules=${name}`)));
+}
+
+/** A tab for each module panel, before the Settings tab; answers [section, panel] pairs. */
+async function addPanelTabs() {
+  const {panels} = await (await fetch(url("ui/panels.json"))).json();
+  const settings = document.getElementById("tab-settings");
+  return panels.map((p) => {
+    const id = document.getElementById(`tab-${p.id}`) ? `tab-${p.module}-${p.id}` : `tab-${p.id}`;  // ids stay unique
+    const section = h("section", {class: "tab-panel", id, role: "tabpanel",
+      dataset: {title: p.title, needs: p.module}});
+    settings.before(section);
+    return [section, p];
+  });
+}
+
+/** Import a panel's script and let it fill its tab; a broken panel shows its error and spoils nothing else. */
+async function mount(section, panel) {
+  if (!state.loaded(panel.module)) { explainMissing(section, panel.module); return; }
+  try {
+    const script = await import(url(`ui/${panel.script}`));
+    await script.mount(section, {module: panel.module, stage: document.getElementById("stage-col")});
+  } catch (err) {
+    section.replaceChildren(h("p", {class: "error-note"}, `${panel.title}: ${errorText(err)}`));
+    toast(`${panel.title}: ${errorText(err)}`);
+  }
 }
 
 async function boot() {
@@ -74,23 +96,11 @@ async function boot() {
   keyButton.hidden = !hasKey();
   keyButton.addEventListener("click", () => askForKey());
 
+  const panels = await addPanelTabs().catch((err) => { toast(`Panels: ${errorText(err)}`); return []; });
   buildTabs();
-  const panel = (id) => document.getElementById(id);
-  const start = [
-    ["talkinghead", () => initAvatar(panel("tab-avatar")), "tab-avatar"],
-    ["talkinghead", () => initFilters(panel("tab-style")), "tab-style"],
-    ["tts", () => initSpeech(panel("tab-speech")), "tab-speech"],
-    ["classify", () => initClassify(panel("tab-classify")), "tab-classify"],
-  ];
-  for (const [name, init, id] of start) {
-    if (!state.loaded(name)) { explainMissing(panel(id), name); continue; }
-    try { await init(); } catch (err) { toast(`${panel(id).dataset.title}: ${errorText(err)}`); }
-  }
-  if (!state.loaded("talkinghead")) {
-    document.getElementById("stage-message").textContent = "The talkinghead module is not running on this server.";
-  }
-  await initSettings(panel("tab-settings")).catch((err) => toast(`Settings: ${errorText(err)}`));
-  await initModules(panel("tab-modules")).catch((err) => toast(`Modules: ${errorText(err)}`));
+  for (const [section, panel] of panels) await mount(section, panel);
+  await initSettings(document.getElementById("tab-settings")).catch((err) => toast(`Settings: ${errorText(err)}`));
+  await initModules(document.getElementById("tab-modules")).catch((err) => toast(`Modules: ${errorText(err)}`));
   document.body.dataset.ready = "true";
 
   setInterval(async () => {

@@ -116,3 +116,9 @@ export function pickFile(accept) {
     input.click();
   });
 }
+
+/** Link a stylesheet once: a panel loads its own, e.g. stylesheet(new URL("x.css", import.meta.url)). */
+export function stylesheet(href) {
+  const link = h("link", {rel: "stylesheet", href: String(href)});
+  if (![...document.querySelectorAll("link[rel=stylesheet]")].some((l) => l.href === link.href)) document.head.append(link);
+}

@@ -121,7 +121,9 @@ export function schemaForm(schema, values, {loadTime = [], exclude = [], onApply
   const status = h("span", {class: "form-status"});
   const apply = h("button", {type: "submit", class: "primary"}, applyLabel);
   const reset = h("button", {type: "button", class: "ghost", onclick: () => { fields.set(initial); clearErrors(); }}, "Undo changes");
-  const form = h("form", {class: "schema-form"}, fields.element, h("div", {class: "row end"}, status, reset, apply));
+  // novalidate: the server validates and its errors show beside their fields; the browser's own check would
+  // silently block a value between a slider's steps (300 on a 1-86400 slider stepping by 500).
+  const form = h("form", {class: "schema-form", novalidate: true}, fields.element, h("div", {class: "row end"}, status, reset, apply));
 
   function clearErrors() {
     for (const el of form.querySelectorAll(".field-error")) el.textContent = "";

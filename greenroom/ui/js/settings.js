@@ -11,7 +11,7 @@ export async function initSettings(panel) {
   const list = h("div", {class: "settings-list"});
   panel.replaceChildren(card("Module settings",
     h("p", {class: "hint"}, "Live settings apply at once; those marked “restart” are read from plugins.toml at start. "
-      + "Per-avatar settings are on the Filters tab."), list));
+      + "A module may have more settings on its own tab."), list));
   if (!names.length) { list.append(h("p", {class: "empty-note"}, "No module is running.")); return; }
   for (const name of names) {
     const details = h("details", {class: "module-settings", dataset: {module: name}},

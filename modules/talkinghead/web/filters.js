@@ -1,10 +1,11 @@
-// The postprocessor chain editor, built only from the filter introspection data (/api/talkinghead/filters):
-// add, remove, reorder and tweak filters and see the feed change; save and load the animator settings as JSON.
+// The talkinghead module's Filters panel: the postprocessor chain editor, built only from the filter
+// introspection data (/api/talkinghead/filters): add, remove, reorder and tweak filters and see the feed change;
+// save and load the animator settings as JSON.
 
-import {api} from "./api.js";
-import {h, card, run, toast, slider, debounce, download, pickFile, errorText} from "./dom.js";
-import {state} from "./state.js";
-import {schemaForm} from "./schemaform.js";
+import {api} from "../../js/api.js";
+import {h, card, run, toast, slider, debounce, download, pickFile, errorText, stylesheet} from "../../js/dom.js";
+import {state} from "../../js/state.js";
+import {schemaForm} from "../../js/schemaform.js";
 
 let catalogue = {};      // filter name -> {name, description, dynamic, params: [...]}
 let settings = null;     // the instance's animator settings (what load_animator_settings takes)
@@ -12,7 +13,8 @@ let chain = [];          // [[name, {params}], ...] with every parameter filled 
 let animatorSchema = null;
 let listBox, formBox, pushLater;
 
-export async function initFilters(panel) {
+export async function mount(panel) {
+  stylesheet(new URL("talkinghead.css", import.meta.url));
   const [{filters}, moduleSchema] = await Promise.all([api("api/talkinghead/filters"), api("api/modules/talkinghead/schema")]);
   catalogue = Object.fromEntries(filters.map((f) => [f.name, f]));
   const defs = moduleSchema.schema.$defs || {};

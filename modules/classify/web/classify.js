@@ -1,11 +1,11 @@
-// Emotion from text: the classifier's full ranking, and a button to show the result on the avatar.
+// The classify module's panel: the classifier's full ranking, and a button to show the result on the avatar.
 
-import {api} from "./api.js";
-import {h, card, run} from "./dom.js";
-import {state} from "./state.js";
-import {onInstance} from "./avatar.js";
+import {api} from "../../js/api.js";
+import {h, card, run, stylesheet} from "../../js/dom.js";
+import {state} from "../../js/state.js";
 
-export async function initClassify(panel) {
+export async function mount(panel) {
+  stylesheet(new URL("classify.css", import.meta.url));
   const text = h("textarea", {id: "classify-text", rows: 3, maxlength: 20000},
     "I can't believe we finally won the championship, this is the best day of my life!");
   const ranking = h("ol", {class: "ranking", id: "ranking"});
@@ -33,6 +33,6 @@ export async function initClassify(panel) {
 
 async function applyEmotion(label) {
   if (!label || !state.instanceId) return;
-  await onInstance("set_emotion", {emotion_name: label});
+  await api("api/talkinghead/set_emotion", {json: {instance_id: state.instanceId, emotion_name: label}});
   state.emit("emotion", {name: label});
 }

@@ -1,8 +1,8 @@
 // The pose editor: edit the 45 THA3 morphs of each emotion template with a live preview rendered by the server
 // (POST api/talkinghead/pose), then download the set, apply it to a running instance or save it by name.
 
-import {api, url} from "./js/api.js";
-import {download, errorText, h, pickFile, run, toast} from "./js/dom.js";
+import {api, url} from "../../js/api.js";
+import {download, errorText, h, pickFile, run, toast} from "../../js/dom.js";
 
 const $ = (id) => document.getElementById(id);
 const CHANNEL = `editor-${Math.random().toString(36).slice(2, 10)}`;  // this tab's coalescing channel

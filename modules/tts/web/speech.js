@@ -1,14 +1,16 @@
-// Text to speech: voice, optional second voice with a mix, speed; the audio plays here while the avatar
-// lip-syncs (POST /api/talkinghead/speak, then /speak/start when playback really begins).
+// The tts module's Speech panel: voice, optional second voice with a mix, speed; the audio plays here while
+// the avatar lip-syncs (POST /api/talkinghead/speak, then /speak/start when playback really begins).
 
-import {api, url, base64Blob} from "./api.js";
-import {h, card, run, toast, slider, errorText} from "./dom.js";
-import {state} from "./state.js";
+import {api, url, base64Blob} from "../../js/api.js";
+import {h, card, run, toast, slider, errorText, stylesheet} from "../../js/dom.js";
+import {state} from "../../js/state.js";
+import {microphone} from "./microphone.js";
 
 const SAMPLE = "Hello! I am your new avatar. I can smile, frown, and talk with my lips in time with my voice.";
 let current = null;  // {utterance_id, instance_id} of the lip-synced speech playing now
 
-export async function initSpeech(panel) {
+export async function mount(panel) {
+  stylesheet(new URL("speech.css", import.meta.url));
   const data = await api("api/tts/voices");
   const names = data.voices.concat(Object.keys(data.aliases || {}));
   const label = (v) => (data.aliases && data.aliases[v] ? `${v} (${data.aliases[v]})` : v);
@@ -50,7 +52,8 @@ export async function initSpeech(panel) {
     h("label", {class: "check", title: canSync ? "The avatar's mouth follows the audio" : "Needs the talkinghead module"},
       lipsync, "Lip-sync the avatar on stage"),
     h("div", {class: "row"}, speak, stop),
-    audio, words));
+    audio, words,
+    microphone({text, speak})));
 }
 
 async function say(request, instanceId, audio, words) {
@@ -78,12 +81,11 @@ async function say(request, instanceId, audio, words) {
 
 /** Tell the server when the listener really hears the audio, and when it stops. */
 function wirePlayback(audio, words) {
-  const badge = document.getElementById("speaking-badge");
   const start = () => {
     const utterance = current;
     if (!utterance || audio.dataset.utterance !== utterance.utterance_id) return;
     api("api/talkinghead/speak/start", {json: {...utterance, offset: audio.currentTime}})
-      .then(() => { badge.hidden = false; })
+      .then(() => state.emit("speaking", {on: true}))
       .catch((err) => toast(`Lip-sync: ${errorText(err)}`));
   };
   audio.addEventListener("playing", start);
@@ -91,7 +93,7 @@ function wirePlayback(audio, words) {
   audio.addEventListener("pause", () => {
     if (!audio.ended && current && audio.dataset.utterance === current.utterance_id) stopLipsync(current);
   });
-  audio.addEventListener("ended", () => { badge.hidden = true; });
+  audio.addEventListener("ended", () => state.emit("speaking", {on: false}));
   const tick = () => {
     const t = audio.currentTime;
     for (const span of words.children) {
@@ -103,7 +105,7 @@ function wirePlayback(audio, words) {
 }
 
 async function stopLipsync(utterance) {
-  document.getElementById("speaking-badge").hidden = true;
+  state.emit("speaking", {on: false});
   try { await api("api/talkinghead/speak/stop", {json: utterance}); } catch (err) { toast(`Lip-sync stop: ${errorText(err)}`); }
 }
 

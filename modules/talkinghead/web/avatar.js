@@ -1,8 +1,9 @@
-// The talking head: the live feed over a backdrop, instances, characters, emotions, pose hints and morph overrides.
+// The talkinghead module's Avatar panel: the live feed over a backdrop on the page's stage, instances,
+// characters, emotions, pose hints and morph overrides. Loaded by the page shell from /ui/modules/talkinghead/.
 
-import {api, url} from "./api.js";
-import {h, card, run, toast, slider, select, throttle, debounce, pickFile, errorText} from "./dom.js";
-import {state} from "./state.js";
+import {api, url} from "../../js/api.js";
+import {h, card, run, toast, slider, select, throttle, debounce, pickFile, errorText, stylesheet} from "../../js/dom.js";
+import {state} from "../../js/state.js";
 
 // GoEmotions' grouping by sentiment, shown as a coloured dot on each button.
 const POSITIVE = ["admiration", "amusement", "approval", "caring", "desire", "excitement", "gratitude", "joy", "love",
@@ -18,24 +19,41 @@ let characters = [];
 let instances = [];
 
 /** POST to a talkinghead route for the instance on stage. */
-export function onInstance(path, json = {}) {
+function onInstance(path, json = {}) {
   return api(`api/talkinghead/${path}`, {json: {...json, instance_id: state.instanceId}});
 }
 
-export async function initAvatar(panel) {
+export async function mount(panel, {stage}) {
+  stylesheet(new URL("talkinghead.css", import.meta.url));
   characters = (await api("api/talkinghead/characters")).characters;
+  buildStage(stage);
   buildToolbar();
   const emotions = h("div", {class: "emotions", id: "emotions"});
   const overrides = h("div", {id: "overrides"});
+  const editor = h("a", {href: new URL("pose-editor.html", import.meta.url).href}, "pose editor");
   panel.replaceChildren(
-    card("Emotion", h("p", {class: "hint"}, "Click to change the avatar's expression."), emotions),
+    card("Emotion", h("p", {class: "hint"}, "Click to change the avatar's expression. Edit the emotions themselves in the ",
+      editor, "."), emotions),
     card("Pose", hintButtons(), talkingButtons()),
     card("Morph overrides", h("p", {class: "hint"},
       "Drag a slider to hold that morph at a value (eased like emotions); × releases it."), overrides));
   await buildMorphs(overrides);
   state.on("instance", () => refreshInstancePanels());
   state.on("emotion", ({name}) => markEmotion(name));
+  state.on("speaking", ({on}) => { document.getElementById("speaking-badge").hidden = !on; });
   await refreshInstances();
+}
+
+/** The feed over its backdrop, with a badge while lip-synced speech plays, and the toolbar below. */
+function buildStage(stage) {
+  stage.replaceChildren(
+    h("div", {class: "stage", id: "stage"},
+      h("div", {class: "backdrop", id: "backdrop"}),
+      h("img", {id: "feed", alt: "Live avatar", hidden: true}),
+      h("div", {class: "stage-message", id: "stage-message"}, "Starting…"),
+      h("div", {class: "stage-badges"}, h("span", {id: "speaking-badge", class: "badge speaking", hidden: true}, "speaking"))),
+    h("div", {class: "toolbar", id: "stage-toolbar", hidden: true}));
+  stage.hidden = false;
 }
 
 // -- instances and characters -------------------------------------------------------------------
