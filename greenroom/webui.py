@@ -64,10 +64,10 @@ def add_routes(bp: ApiBlueprint) -> None:
     @bp.api("/ui/modules/<module>/<path:file>", summary="A static file that a module ships for the web page "
             "(its web_dir)", auth=False, responses=FILE)
     def ui_module_file(module: str, file: str):
-        folder = web_dir(module)
-        if folder is None or any(part.startswith(".") for part in file.split("/")):
+        rec = current_app.extensions["greenroom"].records.get(module)  # by the module's own name
+        if rec is None or rec.cls.web_dir is None or any(part.startswith(".") for part in file.split("/")):
             raise NotFound()
-        return send_from_directory(folder, file, max_age=0)  # safe_join: no '..', no absolute path
+        return send_from_directory(rec.cls.web_dir, file, max_age=0)  # safe_join: no '..', no absolute path
 
     @bp.api("/ui/backdrops/<name>", summary="A backdrop picture from assets/backdrops/", auth=False, responses=FILE)
     def ui_backdrop(name: str) -> Response:
@@ -78,12 +78,6 @@ def add_routes(bp: ApiBlueprint) -> None:
 
 def backdrop_names() -> list[str]:
     return sorted(p.name for p in BACKDROPS.glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def web_dir(module: str) -> Path | None:
-    """The static folder of an installed module (by its own name), or None."""
-    rec = current_app.extensions["greenroom"].records.get(module)
-    return rec.cls.web_dir if rec is not None else None
 
 
 def panels() -> list[dict[str, str]]:
