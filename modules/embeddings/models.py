@@ -11,6 +11,7 @@ first; the dtype rule is the same for all of them: the compute's dtype on CUDA, 
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from greenroom import Compute, Context
 log = logging.getLogger("greenroom.embeddings")
 
 PACKAGED_IDS = {"sentence-transformers/all-minilm-l6-v2", "all-minilm-l6-v2"}
+CHARS_PER_TOKEN_BOUND = 12
+"""Counting reads at most this many characters per token the model keeps: English averages about 4.5,
+and a text of 20,000 characters would otherwise be tokenized whole to learn that 256 tokens are used."""
 
 
 def resolve_model(spec: str) -> str:
@@ -36,13 +40,32 @@ def resolve_model(spec: str) -> str:
     return spec
 
 
+class TokenCounter:
+    """Tokens the model reads per text, with its own copy of the tokenizer, so that counting a big
+    request in its own thread never holds the model's lock."""
+
+    def __init__(self, tokenizer: Any, max_seq_length: int) -> None:
+        self.tokenizer = copy.deepcopy(tokenizer)
+        self.max_seq_length = max_seq_length
+        self._lock = threading.Lock()  # fast tokenizers are not re-entrant
+
+    def __call__(self, texts: list[str]) -> list[int]:
+        cut = self.max_seq_length * CHARS_PER_TOKEN_BOUND
+        with self._lock:
+            ids = self.tokenizer([t[:cut] for t in texts], truncation=True,
+                                 max_length=self.max_seq_length)["input_ids"]
+        return [len(i) for i in ids]
+
+
 @dataclass
 class SharedEncoder:
-    """A SentenceTransformer and the lock that serialises its use (fast tokenizers are not re-entrant)."""
+    """A SentenceTransformer and the lock that serialises its use (fast tokenizers are not re-entrant),
+    with a token counter of its own."""
 
     model: Any
     lock: threading.Lock
     path: str
+    count_tokens: TokenCounter
 
     @property
     def dimension(self) -> int:
@@ -70,6 +93,6 @@ def shared_encoder(context: Context, spec: str, compute: Compute) -> SharedEncod
         model = SentenceTransformer(path, device=compute.device)
         if compute.is_cuda and compute.dtype in ("float16", "bfloat16"):
             model = model.half() if compute.dtype == "float16" else model.bfloat16()
-        return SharedEncoder(model, threading.Lock(), path)
+        return SharedEncoder(model, threading.Lock(), path, TokenCounter(model.tokenizer, int(model.max_seq_length)))
 
     return context.shared((SharedEncoder, path, compute.device, compute.dtype if compute.is_cuda else "float32"), load)

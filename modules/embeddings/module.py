@@ -6,11 +6,12 @@ from typing import Any
 
 import numpy as np
 
-from greenroom import ApiBlueprint, ApiError, Context, Module, Resources
+from greenroom import ApiBlueprint, BadRequest, Busy, Context, Error, Module, Resources
 from greenroom.module import Compute
 
 from .batcher import BatcherClosed, DynamicBatcher, EncodeFn
 from .models import SharedEncoder, resolve_model, shared_encoder
+from .names import offer
 from .settings import EmbeddingsSettings
 
 log = logging.getLogger("greenroom.embeddings")
@@ -40,7 +41,8 @@ class Embeddings(Module):
             if encoder.path not in self._batchers:
                 self._batchers[encoder.path] = DynamicBatcher(
                     self._encode_fn(encoder), self.settings.batch_window_ms / 1000,
-                    self.settings.max_batch_texts, name=f"embeddings-{role}")
+                    self.settings.max_batch_texts, self.settings.max_batch_tokens, name=f"embeddings-{role}")
+        offer(self)  # GET /v1/models lists the served models and their aliases
         log.info("roles: %s", ", ".join(f"{r}={s}" for r, s in self.settings.roles.items()))
 
     def unload(self) -> None:
@@ -54,6 +56,7 @@ class Embeddings(Module):
         for batcher in self._batchers.values():
             batcher.window_s = settings.batch_window_ms / 1000
             batcher.max_batch = settings.max_batch_texts
+            batcher.max_tokens = settings.max_batch_tokens
 
     def status(self) -> dict[str, Any]:
         return {"roles": dict(self.settings.roles),
@@ -71,17 +74,28 @@ class Embeddings(Module):
         for role, spec in self.settings.roles.items():
             if requested in (spec, resolve_model(spec)):
                 return role
-        raise ApiError(400, f"model: unknown role '{requested}'; available: {', '.join(self._encoders)}",
-                       roles=list(self._encoders))
+        raise BadRequest(f"model: unknown role '{requested}'; available: {', '.join(self._encoders)}",
+                         roles=list(self._encoders))
 
-    def embed(self, texts: list[str], role: str, count_tokens: bool = False) -> tuple[np.ndarray, list[int] | None]:
-        """Unit vectors for ``texts`` (through the dynamic batcher of the role's model)."""
+    def embed(self, texts: list[str], role: str) -> tuple[np.ndarray, list[int]]:
+        """Unit vectors for ``texts`` (through the micro-batcher of the role's model) and the tokens the
+        model read of each; 413 when they are more than ``max_request_tokens``."""
+        encoder = self._encoders[role]
+        tokens = encoder.count_tokens(texts)
+        if sum(tokens) > self.settings.max_request_tokens:
+            raise Error(413, f"text: {sum(tokens)} tokens in {len(texts)} texts; one request may send at most "
+                             f"{self.settings.max_request_tokens} (setting max_request_tokens); split it",
+                        tokens=sum(tokens), limit=self.settings.max_request_tokens)
         try:
-            job = self._batchers[self._encoders[role].path].submit(texts, count_tokens)
+            job = self._batchers[encoder.path].submit(texts, tokens)
         except BatcherClosed:
-            raise ApiError(503, "the server is shutting down", headers={"Retry-After": "5"}) from None
+            raise Busy("the server is shutting down") from None
         assert job.vectors is not None
-        return job.vectors, job.tokens
+        return job.vectors, tokens
+
+    def encoder(self, role: str) -> SharedEncoder:
+        """The loaded model of ``role`` (its tokenizer reads token-ID input)."""
+        return self._encoders[role]
 
     def info(self) -> dict[str, Any]:
         roles = {role: {"model": self.settings.roles[role], "dimension": enc.dimension,
@@ -89,16 +103,4 @@ class Embeddings(Module):
         return {"model": roles["default"]["model"], "dimension": roles["default"]["dimension"], "roles": roles}
 
     def _encode_fn(self, encoder: SharedEncoder) -> EncodeFn:
-        def encode(texts: list[str], count_tokens: bool) -> tuple[np.ndarray, list[int] | None]:
-            with encoder.lock:
-                vectors = encoder.model.encode(texts, batch_size=self.settings.encode_batch_size,
-                                               normalize_embeddings=True, convert_to_numpy=True,
-                                               show_progress_bar=False)
-                tokens = None
-                if count_tokens:
-                    ids = encoder.model.tokenizer(texts, truncation=True,
-                                                  max_length=encoder.max_seq_length)["input_ids"]
-                    tokens = [len(i) for i in ids]
-            return np.asarray(vectors, dtype=np.float32), tokens
-
-        return encode
+        return lambda texts: encoder.encode(texts, self.settings.encode_batch_size)
