@@ -17,6 +17,7 @@ from .manager import InstanceManager
 from .poser import SharedPoser, load_poser
 from .posing import PoseService
 from .settings import ASSETS, TalkingheadSettings, merge_settings, server_defaults
+from .templates_store import TemplateStore
 
 log = logging.getLogger("greenroom.talkinghead")
 EMOTIONS_DIR = ASSETS / "emotions"
@@ -47,6 +48,7 @@ class Talkinghead(Module):
         key = ("tha3", s.model, compute.device, compute.dtype, s.weights_dir, s.compile)
         self.poser = self.context.shared(key, lambda: load_poser(s, compute))
         self._base_templates = P.load_template_dir(EMOTIONS_DIR)
+        TemplateStore().remove_leftovers()
         self.manager = InstanceManager(self.poser, s, self.animator_defaults, self.default_templates)
         if s.mode == "auto" and self.poser.device.type != "cpu":  # a CPU is never fast enough: skip the test
             sample = self.poser.character(load_named("lambda_00", CHARACTERS), "lambda_00")

@@ -27,9 +27,6 @@ log = logging.getLogger("greenroom.tts")
 OPENAI_MODELS = ("kokoro", "tts-1", "tts-1-hd")
 """The model names /v1/audio/speech accepts (and ignores), listed by GET /v1/models."""
 
-UNIT_TIMEOUT = 300.0
-"""Seconds a request waits for one sentence before giving up (a stuck backend, not a busy one)."""
-
 
 class TTSModule(Module):
     name = "tts"
@@ -124,12 +121,13 @@ class TTSModule(Module):
                           self.settings.alias_map(), self.settings.max_chars)
 
     def segments(self, plan: Plan, label: str = "") -> Job:
-        """The plan's sentences in order (an iterator; ``close()`` cancels), rendered by the fair scheduler.
+        """The plan's units in order (an iterator; ``close()`` cancels), rendered by the fair scheduler.
 
-        Raises Busy when the scheduler is full."""
+        Raises Busy when the scheduler is full; iterating raises OverBudget (a Busy) past ``time_budget_s``."""
         synth, scheduler = self._ready(), self.scheduler
         assert scheduler is not None
-        return scheduler.submit(lambda i: synth.render(plan, i), len(plan.sentences), label, UNIT_TIMEOUT)
+        return scheduler.submit(lambda i: synth.render(plan, i), len(plan.sentences), label,
+                                self.settings.time_budget_s)
 
     def synthesize(self, plan: Plan, label: str = "") -> tuple[np.ndarray, list[dict[str, Any]]]:
         """The whole plan as one audio array and its words on one timeline."""
