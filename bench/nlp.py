@@ -5,7 +5,9 @@ directly in this process, measured in the same run on the same machine.
 
 Embeddings: one request of N sentences, and N single-sentence requests from 16 concurrent clients
 (dynamic batching), against ``SentenceTransformer.encode(batch_size=64)``; also the 16-client case
-with batching switched off (max_batch_texts=1) and one-at-a-time direct calls, to show what batching buys.
+with batching switched off (max_batch_texts=1) and one-at-a-time direct calls, to show what batching buys;
+and the p50/p99 latency of single-sentence requests sent while the largest request the limits allow
+(max_request_tokens) is encoded, against the same requests on a quiet server.
 Classify: p50/p99 latency of SillyTavern-sized texts, one client. spaCy: docs/s through HTTP (full
 pipeline, and sentence splitting only) against local ``nlp.pipe``. Every figure is the median of
 --repeat rounds that interleave baseline and HTTP runs; the machine is shared, so expect noise. On a
@@ -99,8 +101,8 @@ def line(label: str, rate: Rate, unit: str, base: Rate | None = None, note: str 
 class Client:
     """One keep-alive HTTP connection posting JSON (http.client: cheap enough not to be the bottleneck)."""
 
-    def __init__(self, port: int) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    def __init__(self, port: int, timeout: float = 120) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
     def post(self, path: str, payload: Any) -> Any:
         return self.call("POST", path, json.dumps(payload))
@@ -177,6 +179,51 @@ def bench_embeddings(server: ServerProcess, texts: list[str], clients: int, repe
     print(f"  server batcher so far: {batching['texts_encoded']} texts in {batching['model_calls']} model calls")
 
 
+def latencies_ms(client: Client, texts: list[str], until: Callable[[], bool] | None = None) -> list[float]:
+    """Single-text requests one after another: each of ``texts`` once, or cycling through them until ``until()``."""
+    out: list[float] = []
+    while (len(out) < len(texts)) if until is None else not until():
+        t0 = time.perf_counter()
+        client.post("/api/embeddings/compute", {"text": texts[len(out) % len(texts)]})
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def p50_p99(values: list[float]) -> str:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return f"p50 {ordered[len(ordered) // 2]:7.1f} ms, p99 {p99:7.1f} ms ({len(ordered)} requests)"
+
+
+def bench_small_beside_big(server: ServerProcess, texts: list[str], quiet_requests: int) -> None:
+    """Single sentences on a quiet server, then while one request of max_request_tokens is encoded."""
+    client, big_client = Client(server.port), Client(server.port, timeout=1800)
+    limit = client.get("/api/modules/embeddings/schema")["values"]["max_request_tokens"]
+    big = [(" ".join(texts[i:i + 40]))[:2000] for i in range(limit // 256)]  # 256 tokens each (the model's cut)
+    quiet = latencies_ms(client, texts[:quiet_requests])
+    done = threading.Event()
+    took: list[float] = []
+
+    def send_big() -> None:
+        t0 = time.perf_counter()
+        try:
+            big_client.post("/api/embeddings/compute", {"text": big})
+            took.append(time.perf_counter() - t0)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=send_big)
+    thread.start()
+    time.sleep(0.5)  # the big request is counted and in the batcher
+    during = latencies_ms(client, texts[:quiet_requests], until=done.is_set)
+    thread.join()
+    print(f"\nembeddings: single sentences beside one request of {len(big)} x 2000 chars "
+          f"({len(big) * 256} tokens, the max_request_tokens limit), which took {took[0]:.1f} s")
+    print(f"  quiet server                              {p50_p99(quiet)}")
+    print(f"  while the big request runs                {p50_p99(during)}  "
+          "(bounded by one model call of max_batch_tokens, not by the big request)")
+
+
 def bench_classify(server: ServerProcess, texts: list[str], requests_n: int) -> None:
     client = Client(server.port)
     rng = random.Random(3)
@@ -238,6 +285,7 @@ def main() -> None:
     try:
         texts = sentences(args.sentences)
         bench_embeddings(server, texts, args.clients, args.repeat)
+        bench_small_beside_big(server, texts, args.classify_requests)
         bench_classify(server, texts, args.classify_requests)
         bench_spacy(server, texts, args.repeat)
     finally:
