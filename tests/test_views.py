@@ -9,7 +9,7 @@ from flask import Flask, jsonify
 
 from greenroom.views import Routes
 
-BUILTINS = ("classify", "embeddings", "imagefx", "nlp", "talkinghead", "tts", "websearch")
+BUILTINS = ("classify", "embeddings", "imagefx", "nlp", "stt", "talkinghead", "tts", "websearch")
 
 
 def counter_routes() -> Routes:
