@@ -3,19 +3,19 @@ classifier on clear sentences, the talkinghead cooperation through the host (wit
 'talkinghead' module), one shared copy of the embedding model, and the Hugging Face backend."""
 from __future__ import annotations
 
-import types
 
 import pytest
 import requests
 
 import greenroom_modules.classify.plugin as classify_plugin
 import greenroom_modules.embeddings.plugin as embeddings_plugin
-from greenroom import ApiBlueprint, Module, hookimpl
+from greenroom import ApiBlueprint, Module
 from greenroom.app import create_app
 from greenroom.config import HostConfig, ServerSettings
 from greenroom_modules.classify.labels import GOEMOTIONS
 from greenroom_modules.embeddings.models import SharedEncoder
 
+from .plugins_helper import plugin
 from .server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -119,20 +119,13 @@ class FakeTalkinghead(Module):
         self.context.subscribe("classify.result", lambda **kw: self.emotions.append(kw))
 
 
-def fake_plugin():
-    @hookimpl
-    def register_modules(register):
-        register(FakeTalkinghead)
-    return types.SimpleNamespace(register_modules=register_modules)
-
-
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     key = tmp_path_factory.mktemp("key") / "api_key.txt"
     config = HostConfig(server=ServerSettings(enable_modules=["classify", "embeddings", "talkinghead"],
                                               api_key_file=str(key)))
     app = create_app(config, plugins=[("classify", classify_plugin), ("embeddings", embeddings_plugin),
-                                      ("fake-talkinghead", fake_plugin())], discover=False)
+                                      ("fake-talkinghead", plugin(FakeTalkinghead))], discover=False)
     yield app
     app.extensions["greenroom"].shutdown()
 

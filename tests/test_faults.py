@@ -12,7 +12,6 @@ import socket
 import struct
 import threading
 import time
-import types
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -22,9 +21,10 @@ from flask import Response, jsonify
 from pydantic import BaseModel, Field
 from waitress.server import create_server
 
-from greenroom import ApiBlueprint, Module, hookimpl
+from greenroom import ApiBlueprint, Module
 from greenroom.app import create_app
 
+from .plugins_helper import plugin
 from .server_process import ServerProcess
 from .test_reliability_support import (Server, load_character, private_files_env, read_parts, talkinghead_settings,
                                        wait_until, write_config)
@@ -255,22 +255,11 @@ class Faulty(Module):
         return bp
 
 
-def _plugin(cls):
-    ns = types.SimpleNamespace()
-
-    @hookimpl
-    def register_modules(register):
-        register(cls)
-
-    ns.register_modules = register_modules
-    return ns
-
-
 @pytest.fixture
 def waitress_app(make_config):
     """The faulty module behind a real waitress server in this process (threads: 4 + 4 for streams)."""
     app = create_app(make_config(enable=["faulty"], threads=4, max_streams=4),
-                     plugins=[("faulty", _plugin(Faulty))], discover=False)
+                     plugins=[("faulty", plugin(Faulty))], discover=False)
     server = create_server(app, host="127.0.0.1", port=0, threads=8, channel_timeout=30)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

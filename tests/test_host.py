@@ -19,6 +19,8 @@ from greenroom.module import Compute
 from greenroom.plugins import allowed_distributions
 from greenroom.resources import choose_compute
 
+from .plugins_helper import plugin
+
 
 class EchoSettings(ComputeSettings):
     prefix: str = Field(">", max_length=5, description="Put before every echo.")
@@ -79,19 +81,6 @@ class Failing(Module):
 
     def load(self, compute):
         raise FileNotFoundError("weights.bin is missing")
-
-
-def plugin(*classes):
-    """A throw-away plugin object registering ``classes``."""
-    ns = types.SimpleNamespace()
-
-    @hookimpl
-    def register_modules(register):
-        for cls in classes:
-            register(cls)
-
-    ns.register_modules = register_modules
-    return ns
 
 
 @pytest.fixture

@@ -5,17 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import types
 
 import pytest
 from pydantic import Field
 
 import greenroom_modules.websearch.plugin as websearch_plugin
-from greenroom import hookimpl
 from greenroom.app import create_app, host_of
 from greenroom_modules.websearch.engines import Engine, EngineSettings, Hit, Query
 from greenroom_modules.websearch.text import html_to_text
 
+from .plugins_helper import plugin
 from .test_websearch_fakes import BRAVE_KEY, FakeEngines
 
 
@@ -442,20 +441,8 @@ class ReverseEngine(Engine):
                 Hit(title="dup", url="https://reverse.example/1", snippet="y", engine=self.name)]
 
 
-def engine_plugin(*classes):
-    ns = types.SimpleNamespace()
-
-    @hookimpl
-    def register_websearch_engines(register):
-        for cls in classes:
-            register(cls)
-
-    ns.register_websearch_engines = register_websearch_engines
-    return ns
-
-
 def test_a_plugin_engine_is_used_like_a_builtin(client_with, fakes):
-    client = client_with(plugins=[("reverse-plugin", engine_plugin(ReverseEngine))],
+    client = client_with(plugins=[("reverse-plugin", plugin(register_websearch_engines=[ReverseEngine]))],
                          engines=["reverse", "searxng"], engine_options={"reverse": {"prefix": "R:"}})
     data = search(client, "abc def").json
     assert data["engine"] == "reverse"
@@ -469,7 +456,7 @@ def test_a_plugin_engine_is_used_like_a_builtin(client_with, fakes):
 
 def test_a_crashing_plugin_engine_is_one_failed_engine(client_with, fakes, caplog):
     caplog.set_level(logging.DEBUG)
-    client = client_with(plugins=[("reverse-plugin", engine_plugin(ReverseEngine))],
+    client = client_with(plugins=[("reverse-plugin", plugin(register_websearch_engines=[ReverseEngine]))],
                          engines=["reverse", "searxng"], engine_options={"reverse": {"crash": True}})
     data = search(client, "secret words").json
     assert data["engine"] == "searxng"
@@ -491,8 +478,8 @@ def test_bad_engine_plugins_are_skipped(client_with, fakes, caplog):
     class Clash(ReverseEngine):
         name = "searxng"
 
-    client = client_with(plugins=[("bad-plugin", engine_plugin(NotAnEngine)),
-                                  ("clash-plugin", engine_plugin(Clash))])
+    client = client_with(plugins=[("bad-plugin", plugin(register_websearch_engines=[NotAnEngine])),
+                                  ("clash-plugin", plugin(register_websearch_engines=[Clash]))])
     names = [e["name"] for e in client.get("/api/websearch/engines").json["engines"]]
     assert names == ["searxng", "duckduckgo", "brave"]
     assert search(client, engine="searxng").json["engine"] == "searxng"

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 from flask import jsonify
 
-from greenroom.textinput import text_batch
 from greenroom.views import Routes
+from greenroom_modules.textinput import text_batch
 
 from .schemas import ClassifyReply, ClassifyRequest, LabelsReply
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from greenroom.textinput import TextOrTexts
+from greenroom_modules.textinput import TextOrTexts
 
 
 class ClassifyRequest(BaseModel):

@@ -11,7 +11,7 @@ import orjson
 from flask import Response
 
 from greenroom import ApiBlueprint, ApiError
-from greenroom.textinput import text_batch
+from greenroom_modules.textinput import text_batch
 
 from .schemas import ComputeReply, ComputeRequest, InfoReply, OpenAIReply, OpenAIRequest
 

@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from greenroom.textinput import TextOrTexts
+from greenroom_modules.textinput import TextOrTexts
 
 
 class ComputeRequest(BaseModel):

@@ -9,8 +9,8 @@ import orjson
 from flask import Response, jsonify
 from pydantic import BaseModel
 
-from greenroom.textinput import text_batch
 from greenroom.views import Routes
+from greenroom_modules.textinput import text_batch
 
 from .schemas import AnalyzeRequest, DocJson, InfoReply
 

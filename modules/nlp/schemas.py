@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from greenroom.textinput import TextOrTexts
+from greenroom_modules.textinput import TextOrTexts
 
 
 class AnalyzeRequest(BaseModel):

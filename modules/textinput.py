@@ -5,7 +5,7 @@ from typing import Annotated, Any, Union
 
 from pydantic import BeforeValidator
 
-from .errors import BadRequest
+from greenroom.errors import BadRequest
 
 
 def text_batch(value: str | list[str], field: str, max_items: int, max_chars: int) -> tuple[list[str], bool]:
