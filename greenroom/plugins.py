@@ -165,7 +165,13 @@ class PluginRegistry:
             self.plugins[plugin].modules.append(cls.name)
             if cls.hookspecs is not None and cls.hookspecs not in self._hookspecs:
                 self._hookspecs.append(cls.hookspecs)
-                self.pm.add_hookspecs(cls.hookspecs)
+                try:
+                    self.pm.add_hookspecs(cls.hookspecs)
+                except pluggy.PluginValidationError as exc:  # an implementation does not fit the new hook
+                    name = self.pm.get_name(exc.plugin)
+                    self.pm.unregister(exc.plugin)
+                    self.plugins[name].error = _short_error(exc)
+                    log.error("plugin %s does not fit module %s's hooks: %s", name, cls.name, exc)
         return classes
 
     def listing(self) -> list[dict[str, Any]]:

@@ -11,7 +11,8 @@ import pytest
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from greenroom import ApiBlueprint, Busy, ComputeSettings, Module, ModuleSettings, Resources, hookimpl, load_time_field
+from greenroom import (ApiBlueprint, Busy, ComputeSettings, Module, ModuleSettings, Resources, hookimpl, hookspec,
+                       load_time_field)
 from greenroom.app import create_app
 from greenroom.config import ConfigError, read_config_file
 from greenroom.http import ERROR_SHAPES, key_matches
@@ -162,6 +163,31 @@ def test_broken_plugins_are_reported_and_skipped(make_config):
     assert listing["raising"]["error"] == "RuntimeError: hook exploded"
     assert "not a Module subclass" in listing["wrong-type"]["error"]
     assert app.test_client().get("/api/modules").json == {"modules": ["echo", "echo-compat"]}
+
+
+@hookspec
+def register_gadgets(register):
+    """A hook that the workshop module declares for plugins."""
+
+
+GadgetHooks = types.SimpleNamespace(register_gadgets=register_gadgets)
+
+
+class Workshop(Echo):
+    name = "workshop"
+    hookspecs = GadgetHooks
+
+    def load(self, compute):
+        self.gadgets = self.context.collect("register_gadgets", object)
+
+
+def test_a_module_declares_hooks_for_plugins(make_config):
+    misfit = types.SimpleNamespace(register_gadgets=hookimpl(lambda wrong_argument: None))
+    app = create_app(make_config(enable=["workshop"]), discover=False, plugins=[
+        ("misfit", misfit), ("workshop", plugin(Workshop)), ("gadgets", plugin(register_gadgets=[int, str]))])
+    assert app.extensions["greenroom"].module("workshop").gadgets == [("gadgets", int), ("gadgets", str)]
+    listing = {p["name"]: p for p in app.test_client().get("/api/plugins").json["plugins"]}
+    assert "wrong_argument" in listing["misfit"]["error"] and listing["gadgets"]["error"] is None
 
 
 def test_duplicate_module_name_is_reported(make_config):
