@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -64,6 +65,25 @@ def post(server, path: str, **kw) -> requests.Response:
 
 def tts_in_flight(server) -> int:
     return requests.get(server.url + "/api/modules/tts", timeout=30).json()["status"]["in_flight"]
+
+
+# -- 1. feed slots before the first load ------------------------------------------------------------------
+
+def streams_open(server) -> int:
+    return requests.get(server.url + "/api/server/status", timeout=30).json()["streams_open"]
+
+
+def test_feeds_waiting_for_the_first_load_notice_clients_that_left(hard):
+    """No character is loaded: each feed waits. Twice max_streams clients connect and hang up at once."""
+    for _ in range(8):
+        with socket.create_connection(("127.0.0.1", hard.port), timeout=30) as sock:
+            sock.sendall(b"GET /api/talkinghead/result_feed HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(12) in (b"HTTP/1.1 200", b"HTTP/1.1 503")  # 503 while earlier slots are freed
+    assert wait_until(lambda: streams_open(hard) == 0, timeout=30)  # each waiting feed writes once a second
+    with requests.get(hard.url + "/api/talkinghead/result_feed", stream=True, timeout=30) as feed:
+        assert feed.status_code == 200
+        head = feed.raw.read(40)
+        assert head.startswith(b"--frame\r\nContent-Type: image/png"), head
 
 
 # -- 3. TTS: long sentences, budget, cancellation -------------------------------------------------------

@@ -7,12 +7,14 @@ the pose editor's and the lip-sync routes live in ``pose_routes.py`` and ``speec
 """
 from __future__ import annotations
 
+import io
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 from flask import Response, jsonify, request
+from PIL import Image
 
 from greenroom import ApiError
 from greenroom.api import binary, json_body, text
@@ -321,17 +323,32 @@ def _part(data: bytes, mimetype: str) -> bytes:
                      str(len(data)).encode(), b"\r\n\r\n", data, b"\r\n"))
 
 
+def _transparent_png() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGBA", (1, 1)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+WAITING_FRAME = _transparent_png()
+"""What a feed opened before the first load shows, once a second: a write is how a departed client is
+noticed (its stream slot freed); a feed that wrote nothing held its slot forever."""
+
+
 def _feed(module: "Talkinghead", instance_id: str | None) -> Iterator[bytes]:
     """Send the latest frame every 1/target_fps s (once a second while paused); never queue, never burst."""
     host = module.host
     inst = None
-    while inst is None:  # SillyTavern may open the feed before its first load: send nothing until then
+    keepalive = 0.0
+    while inst is None:  # SillyTavern may open the feed before its first load: a transparent frame until then
         if host.stopping.is_set() or module.manager is None:
             return
         inst = module.manager.find(instance_id)
         if inst is None:
             if instance_id is not None:
                 return
+            if time.monotonic() >= keepalive:
+                yield _part(WAITING_FRAME, "image/png")
+                keepalive = time.monotonic() + PAUSED_KEEPALIVE_SECONDS
             host.stopping.wait(0.1)
     inst.feeds += 1
     try:
