@@ -6,7 +6,7 @@ the events SillyTavern itself emits). Checks: the feed shows frames, a message c
 emotion on the server (or the Expressions extension's label does), speech plays while the instance's
 lip-sync utterance is playing and stopping generation stops both, a settings change reaches the instance,
 old _animator.json files load (unknown filters dropped and named), a two-member group gives two instances,
-slash commands work, disabling the extension or leaving the page leaves no instance behind, a wrong key or a
+slash commands work, a hidden tab pauses its instances, disabling the extension or leaving the page leaves no instance behind, a wrong key or a
 stopped server gives a visible error, and it reconnects when a server comes up.
 Screenshots go to test-artifacts/sillytavern/ (docs/sillytavern/ has copies).
 """
@@ -340,6 +340,24 @@ def test_slash_commands_set_emotion_and_pose(tavern, server):
     server.wait(lambda: server.status(bob)["emotion"] == "surprise", 20, "surprise")
     tavern.js("async () => SillyTavern.getContext().executeSlashCommandsWithOptions('/greenroom-pose char=Bob look_left')")
     server.wait(lambda: server.status(bob)["hint"] == "look_left", 20, "pose hint")
+    tavern.js("async () => SillyTavern.getContext().executeSlashCommandsWithOptions('/greenroom-talk char=Bob start')")
+    server.wait(lambda: server.status(bob)["talking"], 20, "talking")
+    tavern.js("async () => SillyTavern.getContext().executeSlashCommandsWithOptions('/greenroom-talk char=Bob stop')")
+    server.wait(lambda: not server.status(bob)["talking"], 20, "not talking")
+
+
+def test_a_hidden_tab_pauses_its_instances_and_closes_its_feeds(tavern, server):
+    ids = [tavern.instance_id("Alice"), tavern.instance_id("Bob")]
+    hide = """(hidden) => { Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+                            document.dispatchEvent(new Event('visibilitychange')); }"""
+    tavern.js(hide, True)
+    try:
+        for iid in ids:
+            server.wait(lambda: (s := server.status(iid))["paused"] and s["feeds"] == 0, 20, f"{iid} paused")
+    finally:
+        tavern.js(hide, False)
+    for iid in ids:
+        server.wait(lambda: not (s := server.status(iid))["paused"] and s["feeds"] >= 1, 20, f"{iid} running")
 
 
 def test_disabling_the_extension_leaves_no_instance_behind(tavern, server):
@@ -410,6 +428,7 @@ def test_it_reconnects_when_the_server_comes_back(tavern, tmp_path):
         page.wait_for_function("document.getElementById('greenroom_status').dataset.state === 'ok'", timeout=180_000)
         assert "Without classify and tts" in page.locator("#greenroom_status").inner_text()
         tavern.wait_frames("Alice")
+        tavern.wait_frames("Bob")
         ids = {i["instance_id"] for i in requests.get(f"{url}/api/talkinghead/instances").json()["instances"]}
         assert tavern.instance_id("Alice") in ids and tavern.instance_id("Bob") in ids
     finally:

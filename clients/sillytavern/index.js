@@ -128,6 +128,9 @@ function authHeaders() {
 /** One API call; failures become GreenroomErrors that say what to do. */
 async function api(path, { method = 'GET', json = undefined, form = undefined, keepalive = false } = {}) {
     const headers = authHeaders();
+    // A load balancer routes by this header (it never reads bodies): deploy/README.md
+    const instanceId = json?.instance_id ?? (form instanceof FormData ? form.get('instance_id') : null);
+    if (instanceId) headers['X-Instance-Id'] = instanceId;
     let body;
     if (json !== undefined) {
         headers['Content-Type'] = 'application/json';
@@ -595,14 +598,14 @@ async function onStreamToken() {
     if (!avatar) return;
     state.streamingAvatar = avatar;
     markSpeaking(avatar);
-    await api('/api/talkinghead/start_talking', { json: { instance_id: avatar.id } }).catch(() => {});
+    await api(`/api/talkinghead/start_talking?instance_id=${avatar.id}`, { method: 'POST' }).catch(() => {});
 }
 
 async function stopTalking() {
     const avatar = state.streamingAvatar;
     state.streamingAvatar = null;
     state.draftedAvatar = null;
-    if (avatar) await api('/api/talkinghead/stop_talking', { json: { instance_id: avatar.id } }).catch(() => {});
+    if (avatar) await api(`/api/talkinghead/stop_talking?instance_id=${avatar.id}`, { method: 'POST' }).catch(() => {});
 }
 
 function onMemberDrafted(characterIndex) {
@@ -655,7 +658,7 @@ const COMMANDS = [
             const avatar = commandAvatar(args);
             const action = value === 'stop' ? 'stop' : 'start';
             if (action === 'stop') await stopSpeech();
-            await api(`/api/talkinghead/${action}_talking`, { json: { instance_id: avatar.id } });
+            await api(`/api/talkinghead/${action}_talking?instance_id=${avatar.id}`, { method: 'POST' });  // query: these read no body
             return action;
         },
     },
