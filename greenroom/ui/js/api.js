@@ -58,11 +58,34 @@ export async function api(path, opts = {}, retried = false) {
   return data;
 }
 
+// The key dialog, added to whichever page asks first (the main page, or a page that a module ships).
+const KEY_DIALOG = `<form method="dialog" class="key-form">
+  <h2>API key needed</h2>
+  <p>This server runs with <code>--secure</code>. Paste the key from its <code>api_key_file</code>
+    (the server prints the path at start).</p>
+  <input type="text" autocomplete="username" value="greenroom" hidden>
+  <input id="key-input" type="password" autocomplete="current-password" placeholder="API key" required>
+  <label class="check"><input id="key-remember" type="checkbox"> Remember on this device</label>
+  <div class="row end">
+    <button value="cancel" class="ghost" formnovalidate>Cancel</button>
+    <button value="ok" class="primary">Use key</button>
+  </div>
+</form>`;
+
+function keyDialog() {
+  let dialog = document.getElementById("key-dialog");
+  if (!dialog) {
+    dialog = Object.assign(document.createElement("dialog"), {id: "key-dialog", innerHTML: KEY_DIALOG});
+    document.body.append(dialog);
+  }
+  return dialog;
+}
+
 /** Show the key dialog (once, however many requests failed together); true when a key was entered. */
 export function askForKey() {
   if (!asking) {
     asking = new Promise((resolve) => {
-      const dialog = document.getElementById("key-dialog");
+      const dialog = keyDialog();
       const input = document.getElementById("key-input");
       input.value = "";
       dialog.addEventListener("close", () => {
@@ -84,7 +107,8 @@ export function setKey(key, remember) {
   apiKey = key;
   sessionStorage.setItem(KEY, key);
   if (remember) localStorage.setItem(KEY, key); else localStorage.removeItem(KEY);
-  document.getElementById("key-button").hidden = false;
+  const button = document.getElementById("key-button");
+  if (button) button.hidden = false;
 }
 
 /** Base64 (as /api/tts/speak answers) -> Blob. */
