@@ -147,7 +147,7 @@ def result_feed(module: "Talkinghead", query: InstanceQuery):
     instance_id = requested_instance_id()
     if instance_id is not None:
         instance_from_request(module)  # 404 now, before the stream starts
-    return Response(module.host.stream(_feed(module, instance_id)),
+    return Response(module.context.stream(_feed(module, instance_id)),
                     mimetype="multipart/x-mixed-replace; boundary=frame",
                     headers={"Cache-Control": "no-cache, no-store", "Pragma": "no-cache"})
 
@@ -336,11 +336,11 @@ noticed (its stream slot freed); a feed that wrote nothing held its slot forever
 
 def _feed(module: "Talkinghead", instance_id: str | None) -> Iterator[bytes]:
     """Send the latest frame every 1/target_fps s (once a second while paused); never queue, never burst."""
-    host = module.host
+    stopping = module.context.stopping
     inst = None
     keepalive = 0.0
     while inst is None:  # SillyTavern may open the feed before its first load: a transparent frame until then
-        if host.stopping.is_set() or module.manager is None:
+        if stopping.is_set() or module.manager is None:
             return
         inst = module.manager.find(instance_id)
         if inst is None:
@@ -349,11 +349,11 @@ def _feed(module: "Talkinghead", instance_id: str | None) -> Iterator[bytes]:
             if time.monotonic() >= keepalive:
                 yield _part(WAITING_FRAME, "image/png")
                 keepalive = time.monotonic() + PAUSED_KEEPALIVE_SECONDS
-            host.stopping.wait(0.1)
+            stopping.wait(0.1)
     inst.feeds += 1
     try:
         next_send = time.monotonic()
-        while not inst.closed.is_set() and not host.stopping.is_set():
+        while not inst.closed.is_set() and not stopping.is_set():
             now = time.monotonic()
             if now < next_send:
                 inst.closed.wait(min(next_send - now, 0.1))

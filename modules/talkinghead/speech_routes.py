@@ -1,4 +1,4 @@
-"""Lip-sync routes: speak through the tts module (host service ``tts.speak``), then move the mouth in
+"""Lip-sync routes: speak through the tts module's :class:`Speech` service, then move the mouth in
 time with the audio the client plays.
 
 ``POST /api/talkinghead/speak`` synthesizes, answers the audio with its word timings (the JSON of
@@ -8,18 +8,16 @@ with ``/speak/start`` (or asks for ``autostart``) and cancels with ``/speak/stop
 from __future__ import annotations
 
 import base64
-import io
 import logging
 import time
-import wave
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from flask import jsonify
 from pydantic import BaseModel, Field
 
 from greenroom import ApiError
 from greenroom.views import Routes
+from greenroom_modules.tts.contract import AudioFormat, Speech, WordTiming
 
 from .lipsync import LipSync, LipSyncError, Track, prefetch_pose
 from .renderers import NOW
@@ -31,9 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("greenroom.talkinghead.speech")
 
-AudioFormat = Literal["wav", "mp3", "opus", "aac", "flac", "pcm"]
-MEDIA_TYPES = {"wav": "audio/wav", "mp3": "audio/mpeg", "opus": "audio/ogg", "aac": "audio/aac",
-               "flac": "audio/flac", "pcm": "audio/pcm"}
 INSTANCE = "Avatar instance; the default instance when omitted."
 
 
@@ -73,14 +68,6 @@ class SpeakStopBody(BaseModel):
     instance_id: str | None = instance_id_field(INSTANCE)
 
 
-class WordTiming(BaseModel):
-    word: str
-    original: str
-    phonemes: str
-    start: float
-    end: float
-
-
 class SpeakReply(BaseModel):
     """The JSON of /api/tts/speak plus the lip-sync schedule's id."""
     audio: str = Field(description="Base64 of the audio file in 'format'.")
@@ -106,31 +93,6 @@ class UtteranceState(BaseModel):
     lipsync: dict[str, Any]
 
 
-def encode_wav(pcm: np.ndarray, sample_rate: int) -> bytes:
-    """16-bit mono WAV (the format every browser plays) without needing the tts module's encoder."""
-    samples = (np.clip(np.nan_to_num(pcm), -1.0, 1.0) * 32767).astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(samples.tobytes())
-    return buf.getvalue()
-
-
-def encode_audio(host: Any, pcm: np.ndarray, sample_rate: int, fmt: str) -> bytes:
-    """``fmt`` through the host service ``tts.encode`` when offered; WAV and raw PCM work without it."""
-    encoder = host.service("tts.encode")
-    if encoder is not None:
-        return encoder(pcm, fmt)
-    if fmt == "wav":
-        return encode_wav(pcm, sample_rate)
-    if fmt == "pcm":
-        return (np.clip(np.nan_to_num(pcm), -1.0, 1.0) * 32767).astype("<i2").tobytes()
-    raise ApiError(400, f"format: '{fmt}' needs the tts module's encoder service (tts.encode), which this "
-                        "server lacks; use wav or pcm", field="format")
-
-
 def lipsync_of(inst: "Instance") -> LipSync:
     return inst.animator.talking.lipsync
 
@@ -152,33 +114,26 @@ routes = Routes()
 def speak(module: "Talkinghead", body: SpeakBody):
     """The mouth starts when the client calls /speak/start (or at once with autostart)."""
     inst = instance_from_request(module, body)
-    tts = module.host.service("tts.speak")
-    if tts is None:
+    speech = module.context.service(Speech)
+    if speech is None:
         raise ApiError(503, "speak needs the tts module; enable it (--enable-modules=talkinghead,tts)")
     prefetch_mouths(inst)
     t0 = time.perf_counter()
-    try:
-        result = tts(body.text, body.voice, body.speed, body.voice2, body.mix)
-    except ValueError as exc:  # the tts module's input errors name the field
-        raise ApiError(400, str(exc)) from None
-    except RuntimeError as exc:  # the tts scheduler is full
-        retry = str(getattr(exc, "retry_after", 5))
-        raise ApiError(503, str(exc), headers={"Retry-After": retry}) from None
-    track = Track.from_words(result["words"])
+    said = speech.speak(body.text, body.voice, voice2=body.voice2, mix=body.mix, speed=body.speed,
+                        format=body.format)
+    words = [w.as_dict() for w in said.words]
+    track = Track.from_words(words)
     lipsync = lipsync_of(inst)
-    utterance = lipsync.prepare(track, result["duration"], words=len(result["words"]))
+    utterance = lipsync.prepare(track, said.duration, words=len(words))
     if body.autostart:
         lipsync.start(utterance.id, 0.0, inst.settings.lipsync_latency)
-    data = encode_audio(module.host, result["audio"], result["sample_rate"], body.format)
     inst.touch()
     log.info("talkinghead speak: instance %s, %d chars, %d words, %.2f s audio, %d keyframes, %s, %.2f s",
-             inst.id, len(body.text), len(result["words"]), result["duration"], len(track), body.format,
-             time.perf_counter() - t0)
-    return jsonify({"audio": base64.b64encode(data).decode("ascii"), "format": body.format,
-                    "media_type": MEDIA_TYPES[body.format], "sample_rate": result["sample_rate"],
-                    "duration": result["duration"], "voice": result["voice"], "words": result["words"],
-                    "utterance_id": utterance.id, "instance_id": inst.id, "keyframes": len(track),
-                    "started": body.autostart})
+             inst.id, len(body.text), len(words), said.duration, len(track), body.format, time.perf_counter() - t0)
+    return jsonify({"audio": base64.b64encode(said.data).decode("ascii"), "format": body.format,
+                    "media_type": said.media_type, "sample_rate": said.sample_rate, "duration": said.duration,
+                    "voice": said.voice, "words": words, "utterance_id": utterance.id, "instance_id": inst.id,
+                    "keyframes": len(track), "started": body.autostart})
 
 
 @routes.api("/api/talkinghead/speak/start", methods=["POST"], body=SpeakStartBody,

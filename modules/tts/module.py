@@ -73,8 +73,6 @@ class TTSModule(Module):
         self.synth = synth
         self.scheduler = Scheduler(s.max_jobs, s.workers)
         self.context.provide(Speech, self)
-        self.context.provide("tts.speak", self._speak_dict)  # these two until the talking head asks for Speech
-        self.context.provide("tts.encode", audio.encode)
         offer_models(self.context, lambda: OPENAI_MODELS)  # listed by GET /v1/models
         log.info("tts: %s backend, %d voices, default %s", backend.name, len(synth.voices()), default)
 
@@ -157,12 +155,6 @@ class TTSModule(Module):
 
     def encode(self, pcm: np.ndarray, format: AudioFormat) -> bytes:
         return audio.encode(pcm, format)
-
-    def _speak_dict(self, text: str, voice: str | None, speed: float = 1.0, voice2: str | None = None,
-                    mix: float | None = None) -> dict[str, Any]:
-        said = self.speak(text, voice, voice2=voice2, mix=mix, speed=speed)
-        return {"audio": said.audio, "sample_rate": said.sample_rate, "duration": said.duration,
-                "voice": said.voice, "words": [w.as_dict() for w in said.words]}
 
     def sample(self, voice: str) -> bytes:
         """A short WAV of ``voice`` saying ``sample_text``, generated once per voice and cached."""

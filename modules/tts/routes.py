@@ -123,7 +123,7 @@ def speak(module: "TTSModule", body: SpeakRequest):
     plan = _plan(module, body.text, body)
     if body.stream:
         return _streamed(module, _ndjson, plan, fmt, t0, "application/x-ndjson")
-    pcm, words = _whole(module, plan, "speak")
+    pcm, words = module.synthesize(plan, "speak")
     _log_done("speak", plan, fmt, len(pcm) / SAMPLE_RATE, t0)
     return jsonify({"audio": base64.b64encode(audio.encode(pcm, fmt)).decode("ascii"), "format": fmt,
                     "media_type": audio.FORMATS[fmt].media_type, "sample_rate": SAMPLE_RATE,
@@ -142,7 +142,7 @@ def openai_speech(module: "TTSModule", body: SpeechRequest):
     media = audio.FORMATS[fmt].media_type
     if body.stream:
         return _streamed(module, _audio_stream, plan, fmt, t0, media)
-    pcm, _ = _whole(module, plan, "openai")
+    pcm, _ = module.synthesize(plan, "openai")
     _log_done("openai", plan, fmt, len(pcm) / SAMPLE_RATE, t0)
     return Response(audio.encode(pcm, fmt), mimetype=media)
 
@@ -160,7 +160,7 @@ def openai_voices(module: "TTSModule", query: VoicesQuery):
 
 @routes.api("/v1/models", tags=["tts", "openai"], summary="The model names /v1/audio/speech accepts")
 def openai_models(module: "TTSModule"):
-    return jsonify(model_list(module.host))  # every loaded module's models (tts offers OPENAI_MODELS)
+    return jsonify(model_list(module.context))  # every loaded module's models (tts offers OPENAI_MODELS)
 
 
 @routes.api("/api/tts/voices", summary="Voices, aliases and the default voice")
@@ -189,7 +189,7 @@ def speakers(module: "TTSModule"):
 def generate(module: "TTSModule", body: SileroGenerate):
     t0 = time.perf_counter()
     plan = _plan(module, body.text.replace("*", ""), VoiceFields(voice=body.speaker))
-    pcm, _ = _whole(module, plan, "silero")
+    pcm, _ = module.synthesize(plan, "silero")
     _log_done("silero", plan, "wav", len(pcm) / SAMPLE_RATE, t0)
     return Response(audio.encode(pcm, "wav"), mimetype="audio/x-wav")
 
@@ -199,8 +199,7 @@ def generate(module: "TTSModule", body: SileroGenerate):
 def sample(module: "TTSModule", voice: str):
     if voice not in module._ready().voices():
         raise ApiError(404, f"no voice '{voice}'; see /api/tts/speakers")
-    with _busy_is_503():
-        data = module.sample(voice)
+    data = module.sample(voice)
     return Response(data, mimetype="audio/x-wav", headers={"Cache-Control": "public, max-age=3600"})
 
 
@@ -213,33 +212,16 @@ def session(module: "TTSModule", body: SileroSession):
 # -- helpers -------------------------------------------------------------------------------------
 
 def _plan(module: "TTSModule", text: Any, fields: VoiceFields) -> Plan:
-    try:
-        return module.plan(text, fields.voice, fields.speed, fields.voice2, fields.mix, fields.lang)
-    except TTSInputError as exc:
-        raise ApiError(400, str(exc)) from None
-
-
-@contextlib.contextmanager
-def _busy_is_503() -> Iterator[None]:
-    """The scheduler's Busy as 503 with its Retry-After."""
-    try:
-        yield
-    except Busy as exc:
-        raise ApiError(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
-
-
-def _whole(module: "TTSModule", plan: Plan, label: str) -> tuple[Any, list[dict[str, Any]]]:
-    with _busy_is_503():
-        return module.synthesize(plan, label)
+    """The validated request (TTSInputError is a 400 naming the field)."""
+    return module.plan(text, fields.voice, fields.speed, fields.voice2, fields.mix, fields.lang)
 
 
 def _streamed(module: "TTSModule", body: Callable[..., Iterator[bytes]], plan: Plan, fmt: str, t0: float,
               media: str) -> Response:
     """A streamed response holding one of the host's stream slots (503 when none is free)."""
-    with _busy_is_503():
-        segments = module.segments(plan, f"{fmt} stream")
+    segments = module.segments(plan, f"{fmt} stream")
     try:
-        return Response(module.host.stream(body(segments, plan, fmt, t0)), mimetype=media)
+        return Response(module.context.stream(body(segments, plan, fmt, t0)), mimetype=media)
     except ApiError:
         segments.close()
         raise
