@@ -5,6 +5,9 @@
   encoding and HTTP included); overhead = HTTP / direct - 1 (goal < 10 %)
 - time to first audio with ``stream: true`` (goal < 1.5 s on 2 cores), next to the direct time of the
   first sentence alone
+- time to the first audio byte through the official ``openai`` client (which never sends ``stream``),
+  before and after the streaming default: the module's ``stream_speech`` setting off (whole files, the
+  old default) and on (sentence by sentence), interleaved in one run
 - p50 latency of a one-sentence request for one client alone and for two clients at once
 - CPU seconds per text (this process for the direct session, the server process for HTTP): on a
   machine shared with other jobs, wall-clock figures swing widely while CPU time stays comparable
@@ -85,8 +88,8 @@ def run_http(url: str, server: psutil.Process) -> tuple[float, float, float]:
     """(seconds, audio seconds, CPU seconds the server spent) of one non-streaming request."""
     cpu0 = sum(server.cpu_times()[:2])
     t0 = time.perf_counter()
-    r = requests.post(url + "/v1/audio/speech", json={"input": TEXT, "voice": VOICE, "response_format": "pcm"},
-                      timeout=300)
+    r = requests.post(url + "/v1/audio/speech", json={"input": TEXT, "voice": VOICE, "response_format": "pcm",
+                                                      "stream": False}, timeout=300)
     elapsed = time.perf_counter() - t0
     r.raise_for_status()
     return elapsed, len(r.content) / 2 / 24000, sum(server.cpu_times()[:2]) - cpu0
@@ -105,6 +108,24 @@ def first_audio(url: str) -> float:
         for _ in r.iter_content(None):
             pass
     return elapsed
+
+
+def openai_first_byte(client) -> tuple[float, float]:
+    """(seconds to the first audio byte, seconds to the last) of one mp3 request through the openai client."""
+    t0 = time.perf_counter()
+    first = None
+    with client.audio.speech.with_streaming_response.create(model="tts-1", voice=VOICE, input=TEXT,
+                                                            response_format="mp3") as r:
+        for chunk in r.iter_bytes():
+            if chunk and first is None:
+                first = time.perf_counter() - t0
+    assert first is not None
+    return first, time.perf_counter() - t0
+
+
+def set_streaming(url: str, on: bool) -> None:
+    """The tts module's live setting: on = sentence by sentence (the default), off = whole files."""
+    requests.post(url + "/api/modules/tts/settings", json={"stream_speech": on}, timeout=30).raise_for_status()
 
 
 def latencies(url: str, clients: int, each: int) -> list[float]:
@@ -134,16 +155,23 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=6, help="requests per client for the latency test")
     args = parser.parse_args()
 
+    import openai
+
     ids, session, pack = direct_session()
     server = ServerProcess(["--enable-modules=tts"])
     try:
         proc = psutil.Process(server.proc.pid)
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
         run_direct(ids, session, pack), run_http(server.url, proc)  # warm-up
-        direct, http, ttfa = [], [], []
+        direct, http, ttfa, whole, streamed = [], [], [], [], []
         for _ in range(args.runs):  # interleaved, so load from other processes hits both sides alike
             direct.append(run_direct(ids, session, pack))
             http.append(run_http(server.url, proc))
             ttfa.append(first_audio(server.url))
+            set_streaming(server.url, False)
+            whole.append(openai_first_byte(client))
+            set_streaming(server.url, True)
+            streamed.append(openai_first_byte(client))
         one = latencies(server.url, 1, args.requests)
         two = latencies(server.url, 2, args.requests)
     finally:
@@ -164,6 +192,11 @@ def main() -> None:
           "(less sensitive to other load than wall time)")
     print(f"first audio, stream  : {min(ttfa):.3f} / {statistics.median(ttfa):.3f} s (goal < 1.5 s); "
           f"direct first sentence {min(d_first):.3f} / {statistics.median(d_first):.3f} s")
+    for label, runs in (("before (stream_speech off)", whole), ("after (default, sentences)", streamed)):
+        print(f"openai client, first byte {label}: {min(r[0] for r in runs):.3f} / "
+              f"{statistics.median(r[0] for r in runs):.3f} s; last byte {statistics.median(r[1] for r in runs):.3f} s")
+    print(f"first byte after / before (medians): "
+          f"{statistics.median(r[0] for r in streamed) / statistics.median(r[0] for r in whole):.2f}")
     p50_one, p50_two = statistics.median(one), statistics.median(two)
     print(f"one-sentence request p50: 1 client {p50_one:.3f} s, 2 concurrent clients {p50_two:.3f} s "
           f"(ratio {p50_two / p50_one:.2f}; 2.0 = the CPU shared evenly)")

@@ -12,7 +12,7 @@ import psutil
 from flask import Flask, current_app, jsonify, render_template, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import __version__, http, webui
+from . import __version__, http, openai_models, webui
 from .api import ApiBlueprint
 from .config import HostConfig
 from .errors import Error, NotFound
@@ -95,6 +95,7 @@ def core_blueprint() -> ApiBlueprint:
                                records=[host.records[n] for n in host.available_names()])
 
     webui.add_routes(bp)  # the web page at /ui/ (greenroom/webui.py)
+    openai_models.add_routes(bp)  # GET /v1/models, whichever modules are loaded
 
     @bp.api("/health", summary="Liveness and module states", auth=False, responses={200: Health})
     def health():

@@ -14,6 +14,8 @@ from waitress.task import ErrorTask
 from waitress.wasyncore import ExitNow
 
 from .app import host_of
+from .errors import Error
+from .http import error_body
 
 log = logging.getLogger("greenroom.serve")
 
@@ -51,7 +53,7 @@ class _JsonErrorTask(ErrorTask):
         message = f"{error.reason}: {error.body}"
         if error.code == 413:
             message += " bytes (the server's max_content_length_mb)"
-        body = json.dumps({"error": message}).encode("utf-8")
+        body = json.dumps(error_body(Error(error.code, message), self.request.path or "/")).encode("utf-8")
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()

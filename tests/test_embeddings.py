@@ -130,12 +130,16 @@ def test_openai_wire_format_and_errors(server):
     vector = np.frombuffer(base64.b64decode(body["data"][0]["embedding"]), dtype="<f4")
     assert vector.shape == (384,) and abs(np.linalg.norm(vector) - 1) < 1e-4
     assert body["data"][0]["object"] == "embedding" and set(body["usage"]) == {"prompt_tokens", "total_tokens"}
-    for payload, word in [({"input": [1, 2, 3]}, "token-id"), ({"input": "a", "dimensions": 100}, "dimensions"),
-                          ({"input": "a", "model": "gpt-x"}, "gpt-x"), ({"input": []}, "empty"),
-                          ({"input": "a", "encoding_format": "hex"}, "encoding_format")]:
+    for payload, status, word in [({"input": [1, 2.5]}, 400, "token IDs"), ({"input": "a", "dimensions": 385}, 400,
+                                   "dimensions"), ({"input": "a", "model": "gpt-x"}, 404, "gpt-x"),
+                                  ({"input": []}, 400, "empty"), ({"input": "a", "encoding_format": "hex"}, 400,
+                                                                  "encoding_format")]:
         r = requests.post(url, json=payload, timeout=30)
-        assert r.status_code == 400 and word in r.json()["error"], (payload, r.text)
+        assert r.status_code == status and word in r.json()["error"]["message"], (payload, r.text)
     assert requests.post(url, json={"input": "a", "dimensions": 384}, timeout=30).status_code == 200
+    # GET /v1/models is the host's: it lists the embeddings model though no tts or stt module is loaded
+    ids = [m["id"] for m in requests.get(server.url + "/v1/models", timeout=30).json()["data"]]
+    assert {"all-MiniLM-L6-v2", "text-embedding-3-small"} <= set(ids) and "tts-1" not in ids
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own_vectors(server):

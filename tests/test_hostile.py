@@ -50,7 +50,9 @@ def clean_4xx(status: int, content_type: str, body: bytes, what: str, json_error
         return None
     assert content_type.startswith("application/json"), f"{what}: {content_type} {body[:200]!r}"
     data = json.loads(body)
-    assert isinstance(data.get("error"), str) and data["error"], f"{what}: {data}"
+    error = data.get("error")  # Greenroom's {"error": "..."}, or OpenAI's {"error": {"message": ...}} under /v1/
+    message = error.get("message") if isinstance(error, dict) else error
+    assert isinstance(message, str) and message, f"{what}: {data}"
     assert "root:" not in body.decode("utf-8", "replace"), what  # no file content leaks into the answer
     return data
 

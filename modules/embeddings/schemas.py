@@ -1,11 +1,24 @@
 """Request and response models of the embeddings routes (they also document /openapi.json)."""
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, Field
 
 from greenroom_modules.textinput import TextOrTexts
+
+from .token_ids import is_token_ids
+
+
+def _texts_or_token_ids(value: Any) -> Any:
+    if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        return value
+    if is_token_ids(value):
+        return value
+    raise ValueError("must be a string, a list of strings, or token IDs ([int, ...] or [[int, ...], ...])")
+
+
+OpenAIInput = Annotated[Union[str, list[str], list[int], list[list[int]]], BeforeValidator(_texts_or_token_ids)]
 
 
 class ComputeRequest(BaseModel):
@@ -38,22 +51,19 @@ class InfoReply(BaseModel):
 
 
 class OpenAIRequest(BaseModel):
-    """The OpenAI embeddings request (token-id input is not supported)."""
+    """The OpenAI embeddings request."""
 
-    input: TextOrTexts = Field(description="A text or a list of texts.")
+    input: OpenAIInput = Field(description="A text, a list of texts, or token IDs: one list of ints or a list of "
+                                           "them (OpenAI's cl100k_base ids with an OpenAI model name, the model's "
+                                           "own ids with its own name or a role).")
     model: str = Field("default", max_length=200,
-                       description="A role name, or the model name a role is configured with.")
+                       description="The served model's name (full or short), an alias from model_aliases "
+                                   "(OpenAI's model names by default) or a role; others are 404 model_not_found.")
     encoding_format: Literal["float", "base64"] = Field(
         "float", description="'base64': each vector as base64 of little-endian float32 bytes.")
-    dimensions: int | None = Field(None, ge=1, description="Must equal the model's dimension if given.")
+    dimensions: int | None = Field(None, ge=1, description="Keep the first N dimensions and re-normalise (as "
+                                                           "OpenAI's models do); at most the model's size.")
     user: str | None = Field(None, max_length=256, description="Accepted and ignored.")
-
-    @field_validator("input", mode="before")
-    @classmethod
-    def _no_token_ids(cls, value: Any) -> Any:
-        if isinstance(value, list) and value and all(isinstance(v, (int, list)) for v in value):
-            raise ValueError("token-id input is not supported; send text")
-        return value
 
 
 class OpenAIEmbedding(BaseModel):

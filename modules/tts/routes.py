@@ -1,5 +1,6 @@
-"""HTTP routes: /api/tts/speak (JSON or NDJSON with word timestamps), OpenAI's /v1/audio/speech,
-/v1/audio/voices and /v1/models, and SillyTavern's Silero provider endpoints."""
+"""HTTP routes: /api/tts/speak (JSON or NDJSON with word timestamps), OpenAI's /v1/audio/speech (streamed
+sentence by sentence by default, or as server-sent events) and /v1/audio/voices, and SillyTavern's Silero
+provider endpoints. GET /v1/models is the host's (greenroom.openai_models); this module offers its names."""
 from __future__ import annotations
 
 import base64
@@ -14,13 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from greenroom import ApiError
 from greenroom.api import binary
-from greenroom.openai_models import model_list
+from greenroom.openai_models import model_not_found
 from greenroom.views import Routes
 
 from . import audio
 from .backends import SAMPLE_RATE
 from .engine import SPEED_RANGE, Plan, TTSInputError
 from .scheduler import Busy
+from .settings import OPENAI_MODELS
 
 if TYPE_CHECKING:
     from .module import TTSModule
@@ -70,12 +72,21 @@ class SpeakReply(BaseModel):
 
 
 class SpeechRequest(VoiceFields):
-    """OpenAI's /v1/audio/speech body, plus Greenroom's voice2/mix/lang."""
+    """OpenAI's /v1/audio/speech body, plus Greenroom's voice2/mix/lang/stream."""
     model_config = ConfigDict(extra="ignore")
-    model: str = Field("kokoro", max_length=200, description="Accepted and ignored (kokoro, tts-1, tts-1-hd...).")
+    model: str = Field("kokoro", max_length=200,
+                       description=f"One of {', '.join(OPENAI_MODELS)}: all name the same Kokoro model; "
+                                   "others are 404 model_not_found.")
     input: str = Field(max_length=MAX_TEXT, description="What to say.")
     response_format: AudioFormat = Field("mp3", description="Audio format.")
-    stream: bool = Field(False, description="Send audio as each sentence is ready (chunked transfer).")
+    instructions: str | None = Field(None, max_length=MAX_TEXT,
+                                     description="Accepted and ignored: Kokoro cannot follow speaking "
+                                                 "instructions (tone, accent); pick a voice instead.")
+    stream_format: Literal["audio", "sse"] = Field(
+        "audio", description="'sse': server-sent events as OpenAI sends them: speech.audio.delta (base64 "
+                             "audio in response_format, one per encoded chunk), then speech.audio.done.")
+    stream: bool | None = Field(None, description="Send audio as each sentence is ready (chunked transfer); "
+                                                  "default: the stream_speech setting (on).")
 
 
 class SileroGenerate(BaseModel):
@@ -131,16 +142,24 @@ def speak(module: "TTSModule", body: SpeakRequest):
 
 
 @routes.api("/v1/audio/speech", methods=["POST"], body=SpeechRequest, tags=["tts", "openai"],
-            summary="OpenAI-compatible speech (mp3, opus, aac, flac, wav, pcm; optional streaming)",
-            responses={200: _audio_response("Audio in response_format"), 400: "Bad input",
+            summary="OpenAI-compatible speech (mp3, opus, aac, flac, wav, pcm), streamed sentence by sentence",
+            responses={200: {**_audio_response("Audio in response_format (chunked, unless streaming is off)"),
+                             "content": {**_audio_response("")["content"],
+                                         "text/event-stream": {"schema": {"type": "string"}}}},
+                       400: "Bad input", 404: "Unknown model (model_not_found)",
                        503: "Too many requests in flight, or past time_budget_s (Retry-After)"})
 def openai_speech(module: "TTSModule", body: SpeechRequest):
-    """`voice` takes Kokoro voices, mixes ('a+b', 'a(2)+b(1)') and the aliases in the module settings."""
+    """`voice` takes Kokoro voices, OpenAI's voice names (mapped by the voice_aliases setting), mixes
+    ('a+b', 'a(2)+b(1)') and other aliases. `instructions` is accepted and ignored."""
+    if body.model not in OPENAI_MODELS:
+        raise model_not_found(body.model, OPENAI_MODELS)
     t0 = time.perf_counter()
     plan = _plan(module, body.input, body)
     fmt = body.response_format
     media = audio.FORMATS[fmt].media_type
-    if body.stream:
+    if body.stream_format == "sse":
+        return _streamed(module, _sse, plan, fmt, t0, "text/event-stream")
+    if module.settings.stream_speech if body.stream is None else body.stream:
         return _streamed(module, _audio_stream, plan, fmt, t0, media)
     pcm, _ = module.synthesize(plan, "openai")
     _log_done("openai", plan, fmt, len(pcm) / SAMPLE_RATE, t0)
@@ -156,11 +175,6 @@ def openai_voices(module: "TTSModule", query: VoicesQuery):
         return jsonify({"voices": ids})
     aliases = module.settings.alias_map()
     return jsonify({"voices": [{"id": v, "name": f"{v} ({aliases[v]})" if v in aliases else v} for v in ids]})
-
-
-@routes.api("/v1/models", tags=["tts", "openai"], summary="The model names /v1/audio/speech accepts")
-def openai_models(module: "TTSModule"):
-    return jsonify(model_list(module.context))  # every loaded module's models (tts offers OPENAI_MODELS)
 
 
 @routes.api("/api/tts/voices", summary="Voices, aliases and the default voice")
@@ -245,13 +259,18 @@ def _ndjson(segments: Iterator, plan: Plan, fmt: str, t0: float) -> Iterator[byt
                 yield (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
         except Exception as exc:
             log.error("speak stream failed: %s", exc)
-            message = str(exc) if isinstance(exc, Busy) else f"synthesis failed ({type(exc).__name__})"
-            yield (json.dumps({"error": message}) + "\n").encode()
+            yield (json.dumps({"error": _stream_error(exc)}) + "\n").encode()
             return
     _log_done("speak stream", plan, fmt, offset, t0)
 
 
-def _audio_stream(segments: Iterator, plan: Plan, fmt: str, t0: float) -> Iterator[bytes]:
+def _stream_error(exc: Exception) -> str:
+    """What a stream's last message says of a failure after the status line was sent."""
+    return str(exc) if isinstance(exc, Busy) else f"synthesis failed ({type(exc).__name__})"
+
+
+def _encoded(segments: Iterator, fmt: str) -> Iterator[tuple[bytes, float]]:
+    """The segments encoded as one stream: each non-empty chunk with the seconds of audio so far."""
     encoder = audio.Encoder(fmt, streaming=True)
     seconds = 0.0
     with contextlib.closing(segments):
@@ -260,18 +279,44 @@ def _audio_stream(segments: Iterator, plan: Plan, fmt: str, t0: float) -> Iterat
                 seconds += seg.duration
                 chunk = encoder.add(seg.audio)
                 if chunk:
-                    yield chunk
+                    yield chunk, seconds
             tail = encoder.finish()
             if tail:
-                yield tail
-        except GeneratorExit:
+                yield tail, seconds
+        except BaseException:
             encoder.close()
             raise
+
+
+def _audio_stream(segments: Iterator, plan: Plan, fmt: str, t0: float) -> Iterator[bytes]:
+    seconds = 0.0
+    with contextlib.closing(_encoded(segments, fmt)) as chunks:
+        try:
+            for chunk, seconds in chunks:
+                yield chunk
         except Exception as exc:  # the status line is gone; end the audio where it is
             log.error("openai stream failed: %s", exc)
-            encoder.close()
             return
     _log_done("openai stream", plan, fmt, seconds, t0)
+
+
+def _sse(segments: Iterator, plan: Plan, fmt: str, t0: float) -> Iterator[bytes]:
+    """OpenAI's speech events: speech.audio.delta per chunk, then speech.audio.done (or an error event)."""
+    seconds = 0.0
+    with contextlib.closing(_encoded(segments, fmt)) as chunks:
+        try:
+            for chunk, seconds in chunks:
+                yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(chunk).decode("ascii")})
+        except Exception as exc:
+            log.error("openai sse stream failed: %s", exc)
+            yield _event({"type": "error", "error": {"message": _stream_error(exc), "type": "server_error"}})
+            return
+    yield _event({"type": "speech.audio.done"})
+    _log_done("openai sse stream", plan, fmt, seconds, t0)
+
+
+def _event(data: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(data)}\n\n".encode("ascii")
 
 
 def _alias_ok(module: "TTSModule", alias: str) -> bool:

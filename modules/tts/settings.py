@@ -7,8 +7,16 @@ from pydantic import Field, field_validator
 
 from greenroom import ComputeSettings, load_time_field
 
-OPENAI_VOICE_ALIASES = ["alloy=jf_alpha", "echo=jm_kumo", "fable=jf_gongitsune", "onyx=jm_kumo",
-                        "nova=jf_nezumi", "shimmer=jf_tebukuro"]
+OPENAI_MODELS = ("kokoro", "tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+"""The model names /v1/audio/speech accepts (all the same Kokoro model), listed by GET /v1/models."""
+
+OPENAI_VOICE_ALIASES = ["alloy=jf_alpha", "ash=jm_kumo", "ballad=jm_kumo(2)+jf_gongitsune(1)",
+                        "cedar=jm_kumo(2)+jf_alpha(1)", "coral=jf_alpha(1)+jf_tebukuro(1)", "echo=jm_kumo",
+                        "fable=jf_gongitsune", "marin=jf_nezumi(1)+jf_gongitsune(1)", "nova=jf_nezumi",
+                        "onyx=jm_kumo", "sage=jf_gongitsune(2)+jf_nezumi(1)", "shimmer=jf_tebukuro",
+                        "verse=jm_kumo(3)+jf_nezumi(1)"]
+"""Every voice name of OpenAI's speech API, mapped onto the packaged voices (mixes where OpenAI has more
+voices than the package); /v1/audio/voices lists them."""
 
 
 class TTSSettings(ComputeSettings):
@@ -50,12 +58,17 @@ class TTSSettings(ComputeSettings):
         description="Seconds one request may take, queueing included. Past it the request is answered 503 "
                     "with Retry-After (a stream ends: an NDJSON error line, or the audio stops) and the "
                     "worker drops the rest between two units.")
+    stream_speech: bool = Field(
+        True, description="/v1/audio/speech sends audio sentence by sentence (chunked transfer) unless a request "
+                          "sends stream: false, so a client hears the first sentence while the rest is made. "
+                          "Off: whole files with a Content-Length, for clients that cannot read chunked replies.")
     sample_text: str = Field("Hello! This is how I sound when I read your story.", min_length=1, max_length=400,
                              description="What /api/tts/sample/<voice> says (each voice's sample is cached).")
     voice_aliases: list[str] = Field(
         OPENAI_VOICE_ALIASES, max_length=200,
-        description="Extra voice names as 'alias=voice spec' (e.g. OpenAI's 'alloy=jf_alpha' or "
-                    "'narrator=af_bella(2)+af_sky'). Aliases whose voices are missing are ignored.")
+        description="Extra voice names as 'alias=voice spec': by default OpenAI's voice names (alloy, ash, "
+                    "ballad, cedar, coral, echo, fable, marin, nova, onyx, sage, shimmer, verse); add your own "
+                    "such as 'narrator=af_bella(2)+af_sky'. Aliases whose voices are missing are ignored.")
 
     @field_validator("voice_aliases")
     @classmethod
