@@ -7,6 +7,7 @@ import types
 
 from flask import Flask, jsonify
 
+from greenroom import Module
 from greenroom.views import Routes
 
 BUILTINS = ("classify", "embeddings", "imagefx", "nlp", "stt", "talkinghead", "tts", "websearch")
@@ -60,7 +61,7 @@ def test_no_builtin_module_imports_its_routes():
     assert out.stdout.strip() == "[]"
 
 
-def test_every_builtin_module_gets_its_default_blueprint():
+def test_every_builtin_module_uses_the_default_blueprint():
     from greenroom.app import create_app
     from greenroom.config import HostConfig, ServerSettings
 
@@ -69,6 +70,7 @@ def test_every_builtin_module_gets_its_default_blueprint():
     blueprints = app.extensions["greenroom.blueprints"]
     for name in BUILTINS:
         assert host.records[name].state != "failed", host.records[name].error
+        assert type(host.records[name].instance).blueprint is Module.blueprint, name
         assert blueprints[name].name == name
         assert blueprints[name].operations, name
     host.shutdown()

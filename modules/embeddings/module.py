@@ -6,12 +6,11 @@ from typing import Any
 
 import numpy as np
 
-from greenroom import ApiBlueprint, BadRequest, Busy, Context, Error, Module, Resources
+from greenroom import BadRequest, Busy, Context, Error, Module, Resources
 from greenroom.module import Compute
 
 from .batcher import BatcherClosed, DynamicBatcher, EncodeFn
 from .models import SharedEncoder, resolve_model, shared_encoder
-from .names import offer
 from .settings import EmbeddingsSettings
 
 log = logging.getLogger("greenroom.embeddings")
@@ -30,10 +29,6 @@ class Embeddings(Module):
         self._encoders: dict[str, SharedEncoder] = {}      # role -> model
         self._batchers: dict[str, DynamicBatcher] = {}     # model path -> its batcher (roles may share)
 
-    def blueprint(self) -> ApiBlueprint:
-        from .routes import build_blueprint
-        return build_blueprint(self)
-
     def load(self, compute: Compute) -> None:
         for role, spec in self.settings.roles.items():
             encoder = shared_encoder(self.context, spec, compute)
@@ -42,7 +37,6 @@ class Embeddings(Module):
                 self._batchers[encoder.path] = DynamicBatcher(
                     self._encode_fn(encoder), self.settings.batch_window_ms / 1000,
                     self.settings.max_batch_texts, self.settings.max_batch_tokens, name=f"embeddings-{role}")
-        offer(self)  # GET /v1/models lists the served models and their aliases
         log.info("roles: %s", ", ".join(f"{r}={s}" for r, s in self.settings.roles.items()))
 
     def unload(self) -> None:
@@ -92,10 +86,6 @@ class Embeddings(Module):
             raise Busy("the server is shutting down") from None
         assert job.vectors is not None
         return job.vectors, tokens
-
-    def encoder(self, role: str) -> SharedEncoder:
-        """The loaded model of ``role`` (its tokenizer reads token-ID input)."""
-        return self._encoders[role]
 
     def info(self) -> dict[str, Any]:
         roles = {role: {"model": self.settings.roles[role], "dimension": enc.dimension,
