@@ -30,6 +30,7 @@ class ServerSettings(BaseModel):
     max_content_length_mb: float = Field(100, gt=0, le=4096, description="Largest request body in MiB (413 above).")
     threads: int = Field(8, ge=1, le=256, description="Worker threads for ordinary requests.")
     max_streams: int = Field(8, ge=0, le=256, description="Concurrent long-lived streams (video feeds, audio streams); each holds its own worker thread on top of 'threads'.")
+    max_streams_per_client: int = Field(0, ge=0, le=256, description="Streams one client address may hold at once; 0 means max_streams - 1, so no single client takes every slot. Behind a reverse proxy every client has the proxy's address: raise it to max_streams there.")
     access_log: bool = Field(False, description="Log every request's shape (method, path, status, size, time); failed requests are always logged.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging verbosity.")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
 from .errors import Busy, contained_base_exceptions
@@ -19,30 +20,47 @@ log = logging.getLogger("greenroom.context")
 T = TypeVar("T")
 
 
-class StreamSlots:
-    """Counts long-lived streams so that they never take every worker thread."""
+CLIENT: ContextVar[str | None] = ContextVar("greenroom_client", default=None)
+"""The address of the client whose request this thread serves (the HTTP layer sets it)."""
 
-    def __init__(self, limit: int) -> None:
+
+class StreamSlots:
+    """Counts long-lived streams so that they never take every worker thread, nor one client every slot."""
+
+    def __init__(self, limit: int, per_client: int = 0) -> None:
         self.limit = limit
+        self.per_client = per_client or max(1, limit - 1)
         self._lock = threading.Lock()
         self.open = 0
+        self._held: dict[str, int] = {}
 
-    def acquire(self) -> None:
+    def acquire(self, client: str | None = None) -> None:
         with self._lock:
             if self.open >= self.limit:
                 raise Busy(f"too many open streams (limit {self.limit}); close one and retry")
+            held = self._held.get(client, 0) if client else 0
+            if held >= self.per_client:
+                raise Busy(f"{client} holds {held} streams, the most one client may (max_streams_per_client); "
+                           "close one and retry")
             self.open += 1
+            if client:
+                self._held[client] = held + 1
 
-    def release(self) -> None:
+    def release(self, client: str | None = None) -> None:
         with self._lock:
             self.open -= 1
+            if client and self._held.get(client, 0) > 1:
+                self._held[client] -= 1
+            elif client:
+                self._held.pop(client, None)
 
 
 class _HeldStream:
     """An iterator that holds a stream slot until it is exhausted or closed (even if never started)."""
 
-    def __init__(self, slots: StreamSlots, chunks: Iterator[bytes], stopping: threading.Event) -> None:
-        self._slots, self._chunks, self._stopping = slots, chunks, stopping
+    def __init__(self, slots: StreamSlots, chunks: Iterator[bytes], stopping: threading.Event,
+                 client: str | None = None) -> None:
+        self._slots, self._chunks, self._stopping, self._client = slots, chunks, stopping, client
         self._released = False
 
     def __iter__(self) -> "_HeldStream":
@@ -67,7 +85,7 @@ class _HeldStream:
                 if close is not None:
                     close()
             finally:
-                self._slots.release()
+                self._slots.release(self._client)
 
 
 class Context:
@@ -78,7 +96,7 @@ class Context:
         """The ``[server]`` settings, read-only by convention (device, limits, flags)."""
         self.stopping = threading.Event()
         """Set when the server shuts down: long loops check it and end."""
-        self.streams = StreamSlots(server.max_streams)
+        self.streams = StreamSlots(server.max_streams, server.max_streams_per_client)
         self.is_loaded = is_loaded
         """``is_loaded("talkinghead")``: whether another module is loaded and serving."""
         self._registry = registry
@@ -118,9 +136,11 @@ class Context:
             return self._shared[key]
 
     def stream(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
-        """Wrap a long-lived response body: holds a stream slot (503 when none is free) and ends at shutdown."""
-        self.streams.acquire()
-        return _HeldStream(self.streams, chunks, self.stopping)
+        """Wrap a long-lived response body: holds a stream slot (503 when none is free, or when the client
+        already holds max_streams_per_client) and ends at shutdown."""
+        client = CLIENT.get()
+        self.streams.acquire(client)
+        return _HeldStream(self.streams, chunks, self.stopping, client)
 
     def collect(self, hook: str, base: type[T]) -> list[tuple[str, type[T]]]:
         """Call the ``register_*`` hook ``hook`` of every plugin: ``(plugin, class)`` pairs, the built-in

@@ -12,8 +12,8 @@ from flask_cors import CORS
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from .context import CLIENT
 from .errors import BadRequest, Error, describe_validation_error
-from .openai_models import openai_error
 
 log = logging.getLogger("greenroom.http")
 
@@ -40,21 +40,15 @@ def greenroom_error(exc: Error) -> dict[str, Any]:
     return exc.body()
 
 
-ERROR_SHAPES: dict[str, Callable[[Error], dict[str, Any]]] = {"/": greenroom_error, "/v1/": openai_error}
+ERROR_SHAPES: dict[str, Callable[[Error], dict[str, Any]]] = {"/": greenroom_error}
 """The body of an error answer by route prefix, longest first: the one place where a family of routes
 (an OpenAI-compatible ``/v1``, say) can answer errors in its own contract's shape."""
 
 
-def error_body(exc: Error, path: str) -> dict[str, Any]:
-    """The body of ``exc`` in the shape of the routes ``path`` belongs to."""
-    prefix = max((p for p in ERROR_SHAPES if path.startswith(p)), key=len, default="/")
-    return ERROR_SHAPES[prefix](exc)
-
-
 def error_response(exc: Error) -> Response:
-    """Every error the server answers passes here (waitress's own through error_body): the shape chosen by
-    path, then status and headers."""
-    response = jsonify(error_body(exc, request.path))
+    """Every error the server answers passes here: the shape chosen by path, then status and headers."""
+    prefix = max((p for p in ERROR_SHAPES if request.path.startswith(p)), key=len, default="/")
+    response = jsonify(ERROR_SHAPES[prefix](exc))
     response.status_code = exc.status
     response.headers.update(exc.headers)
     return response
@@ -79,6 +73,7 @@ def install(app: Flask, api_key: str | None, exempt: set[str], access_log: bool 
     @app.before_request
     def _start() -> Response | None:
         g.started = time.perf_counter()
+        CLIENT.set(request.remote_addr)  # streams are counted per client address
         if request.method == "OPTIONS":  # every preflight succeeds, before the key check; CORS adds the rest
             return Response(status=200)
         if api_key is not None and request.endpoint not in exempt:

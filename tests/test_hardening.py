@@ -86,6 +86,26 @@ def test_feeds_waiting_for_the_first_load_notice_clients_that_left(hard):
         assert head.startswith(b"--frame\r\nContent-Type: image/png"), head
 
 
+def test_one_client_never_holds_every_stream_slot(hard):
+    """max_streams is 4 here, so one address may hold 3 (max_streams_per_client 0 = max_streams - 1)."""
+    url = hard.url + "/api/talkinghead/result_feed"
+    assert wait_until(lambda: streams_open(hard) == 0, timeout=30)  # the feeds of the test before are gone
+    feeds = [requests.get(url, stream=True, timeout=30) for _ in range(3)]
+    try:
+        assert [f.status_code for f in feeds] == [200, 200, 200]
+        refused = requests.get(url, timeout=30)
+        assert refused.status_code == 503 and "max_streams_per_client" in refused.json()["error"], refused.text
+        assert refused.headers["Retry-After"]
+        feeds.pop().close()
+        assert wait_until(lambda: streams_open(hard) == 2, timeout=30)
+        feeds.append(requests.get(url, stream=True, timeout=30))
+        assert feeds[-1].status_code == 200
+    finally:
+        for feed in feeds:
+            feed.close()
+    assert wait_until(lambda: streams_open(hard) == 0, timeout=30)
+
+
 # -- 3. TTS: long sentences, budget, cancellation -------------------------------------------------------
 
 def test_a_long_sentence_ends_in_503_at_its_budget_and_frees_the_worker(hard):

@@ -134,7 +134,7 @@ def test_sigterm_stops_gracefully(server_factory, plugin_env):
 
 def test_streams_never_starve_ordinary_requests(server_factory, plugin_env, tmp_path):
     cfg = tmp_path / "plugins.toml"
-    cfg.write_text("[server]\nthreads = 2\nmax_streams = 2\n")
+    cfg.write_text("[server]\nthreads = 2\nmax_streams = 2\nmax_streams_per_client = 2\n")
     server = server_factory("--config", str(cfg), "--enable-modules=hello", env=plugin_env)
     url = server.url + "/api/hello/ticks?interval=0.05"
     streams = [requests.get(url, stream=True, timeout=10) for _ in range(2)]

@@ -124,8 +124,8 @@ def start_all_modules(folder: Path, secure: bool = True, max_streams: int = 4, t
     for name, table in (extra_modules or {}).items():
         modules.setdefault(name, {}).update(table)
     key_file = folder / "api_key.txt"
-    server = {"api_key_file": str(key_file), "max_streams": max_streams, "threads": threads,
-              "max_content_length_mb": MAX_BODY_MB}
+    server = {"api_key_file": str(key_file), "max_streams": max_streams, "max_streams_per_client": max_streams,
+              "threads": threads, "max_content_length_mb": MAX_BODY_MB}
     config = write_config(folder / "plugins.toml", server, modules)
     args = ["--config", str(config), f"--enable-modules={ALL_MODULES}", "--log-level", log_level]
     if secure:
