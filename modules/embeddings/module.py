@@ -11,6 +11,7 @@ from greenroom.module import Compute
 
 from .batcher import BatcherClosed, DynamicBatcher, EncodeFn
 from .models import SharedEncoder, resolve_model, shared_encoder
+from .names import offer
 from .settings import EmbeddingsSettings
 
 log = logging.getLogger("greenroom.embeddings")
@@ -37,6 +38,7 @@ class Embeddings(Module):
                 self._batchers[encoder.path] = DynamicBatcher(
                     self._encode_fn(encoder), self.settings.batch_window_ms / 1000,
                     self.settings.max_batch_texts, self.settings.max_batch_tokens, name=f"embeddings-{role}")
+        offer(self)  # GET /v1/models lists the served models and their aliases
         log.info("roles: %s", ", ".join(f"{r}={s}" for r, s in self.settings.roles.items()))
 
     def unload(self) -> None:
@@ -86,6 +88,10 @@ class Embeddings(Module):
             raise Busy("the server is shutting down") from None
         assert job.vectors is not None
         return job.vectors, tokens
+
+    def encoder(self, role: str) -> SharedEncoder:
+        """The loaded model of ``role`` (its tokenizer reads token-ID input)."""
+        return self._encoders[role]
 
     def info(self) -> dict[str, Any]:
         roles = {role: {"model": self.settings.roles[role], "dimension": enc.dimension,

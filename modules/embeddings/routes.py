@@ -10,11 +10,13 @@ import numpy as np
 import orjson
 from flask import Response
 
-from greenroom import ApiError
+from greenroom import BadRequest
 from greenroom_modules.textinput import text_batch
 from greenroom.views import Routes
 
+from .names import openai_role, short_name
 from .schemas import ComputeReply, ComputeRequest, InfoReply, OpenAIReply, OpenAIRequest
+from .token_ids import ModelVocabulary, OpenAIVocabulary, Vocabulary, decode_all, is_token_ids
 
 if TYPE_CHECKING:
     from .module import Embeddings
@@ -31,6 +33,24 @@ def base64_vectors(vectors: np.ndarray) -> list[str]:
     """Each vector as base64 of its little-endian float32 bytes (what OpenAI clients decode)."""
     data = np.ascontiguousarray(vectors, dtype="<f4")
     return [base64.b64encode(row.tobytes()).decode("ascii") for row in data]
+
+
+def shortened(vectors: np.ndarray, dimensions: int) -> np.ndarray:
+    """The first ``dimensions`` of each vector, back at unit length (OpenAI's ``dimensions``)."""
+    size = vectors.shape[1]
+    if dimensions > size:
+        raise BadRequest(f"dimensions: this model gives {size}-dimensional vectors; {dimensions} is more "
+                         f"(send at most {size})")
+    cut = vectors[:, :dimensions]
+    return (cut / np.maximum(np.linalg.norm(cut, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def vocabulary(module: "Embeddings", role: str, model: str) -> Vocabulary:
+    """Whose token IDs a request sends: OpenAI's for an OpenAI model name, else the served model's own."""
+    if model.casefold() in {alias.casefold() for alias in module.settings.model_aliases}:
+        return OpenAIVocabulary()
+    encoder = module.encoder(role)
+    return ModelVocabulary(short_name(module.settings.roles[role]), encoder.model.tokenizer, encoder.lock)
 
 
 routes = Routes()
@@ -66,15 +86,18 @@ def info(module: "Embeddings"):
 
 @routes.api("/v1/embeddings", methods=["POST"], body=OpenAIRequest,
             summary="OpenAI-compatible embeddings (works with the openai client's embeddings.create)",
-            responses={200: OpenAIReply, 400: "Bad input, unknown model or unsupported dimensions",
-                       413: "More tokens than max_request_tokens"})
+            responses={200: OpenAIReply, 400: "Bad input, token IDs out of range or too many dimensions",
+                       404: "Unknown model (model_not_found)", 413: "More tokens than max_request_tokens"})
 def openai_embeddings(module: "Embeddings", body: OpenAIRequest):
-    """``model`` is a role name or a configured model name; ``encoding_format: base64`` is supported."""
-    role, vectors, tokens, _ = _embed(module, body.input, "input", body.model)
-    dimension = vectors.shape[1]
-    if body.dimensions is not None and body.dimensions != dimension:
-        raise ApiError(400, f"dimensions: this model gives {dimension}-dimensional vectors; "
-                            f"{body.dimensions} is not supported")
+    """``model`` names the served model, an alias or a role; token-ID input, ``dimensions`` and
+    ``encoding_format: base64`` work as in OpenAI's API. Errors have OpenAI's shape."""
+    role = openai_role(module.settings, body.model)
+    value = body.input
+    if is_token_ids(value):
+        value = decode_all(value, vocabulary(module, role, body.model))  # type: ignore[arg-type]
+    role, vectors, tokens, _ = _embed(module, value, "input", role)  # type: ignore[arg-type]
+    if body.dimensions is not None:
+        vectors = shortened(vectors, body.dimensions)
     encoded = base64_vectors(vectors) if body.encoding_format == "base64" else vectors
     used = int(sum(tokens))
     return json_response({
