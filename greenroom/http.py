@@ -6,6 +6,7 @@ import logging
 import re
 import time
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, jsonify, request
 from flask_cors import CORS
@@ -14,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from .context import CLIENT
 from .errors import BadRequest, Error, describe_validation_error
+from .openai_models import openai_error
 
 log = logging.getLogger("greenroom.http")
 
@@ -21,6 +23,9 @@ EXPOSED_HEADERS = ["Retry-After", "X-Request-Duration", "X-Instance-Id", "X-Fram
 """Response headers a browser page may read: CORS echoes the origin and the requested headers, and a
 page on a public site may reach this server on the local network (private network access)."""
 _SLASHES = re.compile(r"/{2,}")
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+"""Methods that change nothing: any page may send them (a browser lets it read the answer only when its
+origin is allowed). The others need an allowed Origin, or none (curl, Python, SillyTavern's server)."""
 
 
 class CollapseSlashes:
@@ -40,40 +45,97 @@ def greenroom_error(exc: Error) -> dict[str, Any]:
     return exc.body()
 
 
-ERROR_SHAPES: dict[str, Callable[[Error], dict[str, Any]]] = {"/": greenroom_error}
+ERROR_SHAPES: dict[str, Callable[[Error], dict[str, Any]]] = {"/": greenroom_error, "/v1/": openai_error}
 """The body of an error answer by route prefix, longest first: the one place where a family of routes
 (an OpenAI-compatible ``/v1``, say) can answer errors in its own contract's shape."""
 
 
+def error_body(exc: Error, path: str) -> dict[str, Any]:
+    """The body of ``exc`` in the shape of the routes ``path`` belongs to."""
+    prefix = max((p for p in ERROR_SHAPES if path.startswith(p)), key=len, default="/")
+    return ERROR_SHAPES[prefix](exc)
+
+
 def error_response(exc: Error) -> Response:
-    """Every error the server answers passes here: the shape chosen by path, then status and headers."""
-    prefix = max((p for p in ERROR_SHAPES if request.path.startswith(p)), key=len, default="/")
-    response = jsonify(ERROR_SHAPES[prefix](exc))
+    """Every error the server answers passes here (waitress's own through error_body): the shape chosen by
+    path, then status and headers."""
+    response = jsonify(error_body(exc, request.path))
     response.status_code = exc.status
     response.headers.update(exc.headers)
     return response
 
 
 def key_matches(header: str, key: str) -> bool:
-    """``Authorization: Bearer <key>`` (scheme case-insensitive), compared in constant time."""
-    scheme, _, token = header.strip().partition(" ")
-    # Compare even when the scheme is wrong, so timing says nothing about which part failed.
-    same = hmac.compare_digest(token.strip().encode("utf-8", "replace"), key.encode("utf-8"))
-    return scheme.lower() == "bearer" and same
+    """``Authorization: Bearer <key>`` (scheme case-insensitive) or the bare ``<key>`` that Raven's client
+    sends, compared in constant time."""
+    value = header.strip()
+    scheme, _, token = value.partition(" ")
+    secret = key.encode("utf-8")
+    # Both comparisons always run, so timing says nothing about which form or part failed.
+    bearer = hmac.compare_digest(token.strip().encode("utf-8", "replace"), secret)
+    bare = hmac.compare_digest(value.encode("utf-8", "replace"), secret)
+    return (scheme.lower() == "bearer" and bearer) | bare
 
 
-def install(app: Flask, api_key: str | None, exempt: set[str], access_log: bool = False) -> None:
+def origin_patterns(origins: list[str]) -> list[re.Pattern] | str:
+    """``cors_origins`` for flask-cors: '*', or one anchored pattern per origin ('http://host': any port)."""
+    if "*" in origins:
+        return "*"
+    return [re.compile(re.escape(o.rstrip("/")) + (r"\Z" if re.search(r":\d+$", o) else r"(:\d+)?\Z"), re.I)
+            for o in origins]
+
+
+def origin_allowed(origin: str, patterns: list[re.Pattern] | str) -> bool:
+    return patterns == "*" or any(p.match(origin) for p in patterns)
+
+
+def server_hosts(listen: bool, extra: list[str]) -> set[str]:
+    """Host names (no port) a request may name: loopback ones, ``extra``, and with ``listen`` this machine's
+    own name and interface addresses."""
+    hosts = {"localhost", "127.0.0.1", "::1", *(h.lower() for h in extra)}
+    if listen:
+        import socket
+
+        import psutil
+        name = socket.gethostname().lower()
+        hosts |= {name, f"{name}.local", socket.getfqdn().lower()}
+        hosts |= {a.address.split("%")[0].lower() for addrs in psutil.net_if_addrs().values() for a in addrs
+                  if a.family in (socket.AF_INET, socket.AF_INET6)}
+    return hosts
+
+
+def host_name(host: str) -> str:
+    """``Host`` without its port: 'a.b:5100' -> 'a.b', '[::1]:5100' -> '::1'."""
+    if host.startswith("["):
+        return host[1:host.find("]")].lower()
+    return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
+
+
+def install(app: Flask, api_key: str | None, exempt: set[str], access_log: bool = False,
+            origins: list[str] | None = None, hosts: set[str] | None = None) -> None:
     """Wire the transport contract into ``app``. ``exempt`` holds endpoint names that skip the key.
 
     Failed requests are always logged; successful ones only with ``access_log`` (a log line costs
     about a third of a tiny request's time).
     """
-    CORS(app, send_wildcard=False, allow_headers="*", expose_headers=EXPOSED_HEADERS, allow_private_network=True)
+    allowed = origin_patterns(origins if origins is not None else ["*"])
+    CORS(app, origins=allowed, send_wildcard=False, allow_headers="*", expose_headers=EXPOSED_HEADERS,
+         allow_private_network=True)
 
     @app.before_request
     def _start() -> Response | None:
         g.started = time.perf_counter()
         CLIENT.set(request.remote_addr)  # streams are counted per client address
+        if hosts is not None and host_name(request.host) not in hosts:
+            return error_response(Error(403, f"Host {host_name(request.host)} is not a name this server answers "
+                                             "to; add it to allowed_hosts in the [server] table of plugins.toml"))
+        origin = request.headers.get("Origin")
+        same_site = origin is not None and urlsplit(origin).netloc.lower() == request.host.lower()
+        if origin is not None and request.method not in SAFE_METHODS and not same_site \
+                and not origin_allowed(origin, allowed):
+            return error_response(Error(403, f"origin {origin} may not change anything here; add it to "
+                                             f"cors_origins in the [server] table of plugins.toml "
+                                             f"(cors_origins = [..., \"{origin}\"])", origin=origin))
         if request.method == "OPTIONS":  # every preflight succeeds, before the key check; CORS adds the rest
             return Response(status=200)
         if api_key is not None and request.endpoint not in exempt:
@@ -85,6 +147,8 @@ def install(app: Flask, api_key: str | None, exempt: set[str], access_log: bool 
     def _finish(response: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         response.headers["X-Request-Duration"] = f"{elapsed:.6f}"
+        if "Origin" not in request.headers:  # not a browser's cross-site request: nothing to protect
+            response.headers.setdefault("Access-Control-Allow-Origin", "*")
         # The shape of the request, never its content.
         if (access_log or response.status_code >= 400) and log.isEnabledFor(logging.INFO):
             log.info("%s %s %s in=%dB %.1fms", request.method, request.path, response.status_code,

@@ -395,6 +395,8 @@ def test_api_key_comparison():
     assert key_matches("Bearer s3cret", "s3cret") and key_matches("bearer s3cret", "s3cret")
     assert not key_matches("Basic s3cret", "s3cret") and not key_matches("Bearer s3cre", "s3cret")
     assert not key_matches("", "s3cret") and not key_matches("Bearer \u00e9", "s3cret")
+    assert key_matches("s3cret", "s3cret") and key_matches(" s3cret ", "s3cret")  # Raven's bare key
+    assert not key_matches("s3cre", "s3cret") and not key_matches("Token s3cret", "s3cret")
 
 
 def test_secure_mode_in_process(app_with, tmp_path):

@@ -101,10 +101,12 @@ def test_secure_mode(server_factory, plugin_env, tmp_path):
     denied = requests.get(url + "/api/modules", headers={"Origin": "http://st"})
     assert denied.status_code == 401 and denied.json() == {"error": "401: Invalid API key"}
     assert denied.headers["Access-Control-Allow-Origin"] == "http://st"
-    for header in ("Bearer wrong", f"Basic {key}", key, f"Token {key}"):
+    for header in ("Bearer wrong", f"Basic {key}", key[:-1], f"Token {key}"):
         assert requests.get(url + "/api/modules", headers={"Authorization": header}).status_code == 401
     ok = requests.get(url + "/api/modules", headers={"Authorization": f"Bearer {key}"})
     assert ok.json() == {"modules": ["hello"]}
+    bare = requests.get(url + "/api/modules", headers={"Authorization": key})  # Raven's client sends no scheme
+    assert bare.json() == {"modules": ["hello"]}
     assert requests.options(url + "/api/modules", headers={"Access-Control-Request-Headers": ST_HEADERS}).status_code == 200
     assert requests.get(url + "/api/hello/badge.svg").status_code == 200  # exempt: loaded by <img>
     assert requests.get(url + "/api/unknown").status_code == 401  # unknown paths are not revealed
