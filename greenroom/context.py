@@ -108,7 +108,7 @@ class Context:
     def provide(self, kind: type[T], service: T) -> None:
         """Offer ``service`` as the implementation of the contract ``kind``: a runtime-checkable Protocol or
         an ABC that the providing module publishes (e.g. ``greenroom_modules.tts.contract.Speech``)."""
-        if isinstance(kind, type) and not isinstance(service, kind):
+        if not isinstance(service, kind):
             raise TypeError(f"{service!r} does not implement {kind.__name__}")
         self._services[kind] = service
 

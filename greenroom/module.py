@@ -109,11 +109,6 @@ class Module:
         self.context = context
         self.settings = settings
 
-    @property
-    def host(self) -> "Context":
-        """The former name of :attr:`context`."""
-        return self.context
-
     def blueprint(self) -> "ApiBlueprint":
         """The module's routes: ``routes`` (a :class:`greenroom.views.Routes`) of the ``routes`` module next to
         the class, bound to this module. Called for every installed module, enabled or not."""
