@@ -232,7 +232,8 @@ def create_app(config: HostConfig | None = None, plugins: Iterable[tuple[str, An
 
     api_key = read_or_create_key(config.server.api_key_file) if config.server.secure else None
     app.extensions["greenroom.api_key"] = api_key
-    http.install(app, api_key, host.auth_exempt, config.server.access_log)
+    http.install(app, api_key, host.auth_exempt, config.server.access_log, config.server.cors_origins,
+                 http.server_hosts(config.server.listen, config.server.allowed_hosts))
     app.wsgi_app = http.CollapseSlashes(app.wsgi_app)
     host.load_all()
     return app

@@ -137,6 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"API key (from {server.api_key_file}): {app.extensions['greenroom.api_key']}", flush=True)
     elif server.listen:
         logging.getLogger("greenroom").warning("--listen without --secure: anyone on the network can use this server")
+    if server.listen and "*" not in server.cors_origins:
+        print(f"Browser pages may call this server from: {', '.join(server.cors_origins)} (any port). A SillyTavern "
+              "opened through a LAN address needs that address in cors_origins in the [server] table of "
+              "plugins.toml, e.g. cors_origins = [..., \"http://192.168.1.5:8000\"]", flush=True)
     serve(app, "0.0.0.0" if server.listen else "127.0.0.1", server.port)
     exit_now()
 

@@ -2,13 +2,17 @@
 and validation of each ``[modules.<name>]`` table against that module's settings model."""
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_KEY_FILE = "~/.config/greenroom/api_key.txt"
+LOCAL_ORIGINS = ["http://localhost", "https://localhost", "http://127.0.0.1", "https://127.0.0.1", "http://[::1]",
+                 "https://[::1]"]
+"""Pages on this machine, on any port: SillyTavern on localhost:8000, the server's own page."""
 
 
 class ConfigError(Exception):
@@ -29,10 +33,21 @@ class ServerSettings(BaseModel):
     cuda_device: str = Field("cuda:0", pattern=r"^cuda(:\d+)?$", description="Which CUDA device --cuda means.")
     max_content_length_mb: float = Field(100, gt=0, le=4096, description="Largest request body in MiB (413 above).")
     threads: int = Field(8, ge=1, le=256, description="Worker threads for ordinary requests.")
+    cors_origins: list[str] = Field(LOCAL_ORIGINS, description="Web pages (origins) that may call this server from a browser: 'http://host' allows any port, 'http://host:port' one port, '*' every page. Other pages get no CORS headers, and their POST, PUT, PATCH and DELETE get 403. A SillyTavern opened through a LAN address needs that address here, e.g. 'http://192.168.1.5:8000'.")
+    allowed_hosts: list[str] = Field([], description="Host names this server answers to besides localhost, its loopback addresses and, with --listen, the machine's own names and addresses; other Host headers get 403 (DNS rebinding). Add the name clients use behind a reverse proxy or a DNS name.")
     max_streams: int = Field(8, ge=0, le=256, description="Concurrent long-lived streams (video feeds, audio streams); each holds its own worker thread on top of 'threads'.")
     max_streams_per_client: int = Field(0, ge=0, le=256, description="Streams one client address may hold at once; 0 means max_streams - 1, so no single client takes every slot. Behind a reverse proxy every client has the proxy's address: raise it to max_streams there.")
     access_log: bool = Field(False, description="Log every request's shape (method, path, status, size, time); failed requests are always logged.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging verbosity.")
+
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s?#]+", origin):
+                raise ValueError(f"'{origin}' is not '*' or an origin like 'http://192.168.1.5:8000' (no path)")
+        return value
 
 
 class HostConfig(BaseModel):

@@ -147,11 +147,11 @@ def reset(sock: socket.socket) -> None:
 
 def feed_request(instance_id: str | None = None) -> bytes:
     query = f"?instance_id={instance_id}" if instance_id else ""
-    return f"GET /api/talkinghead/result_feed{query} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    return f"GET /api/talkinghead/result_feed{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
 
 
 def speech_request(path: str, body: bytes) -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 

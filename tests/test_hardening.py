@@ -106,6 +106,33 @@ def test_one_client_never_holds_every_stream_slot(hard):
     assert wait_until(lambda: streams_open(hard) == 0, timeout=30)
 
 
+# -- 2. cross-site requests and DNS rebinding ------------------------------------------------------------
+
+def test_pages_of_other_origins_cannot_change_anything(hard):
+    target = hard.url + "/api/modules/tts/settings"
+    for content_type in ("text/plain", "application/json"):
+        reply = requests.post(target, data=b'{"time_budget_s": 7}', timeout=30,
+                              headers={"Origin": "http://evil.example", "Content-Type": content_type})
+        assert reply.status_code == 403, reply.text
+        assert "http://evil.example" in reply.json()["error"] and "cors_origins" in reply.json()["error"]
+    assert requests.get(hard.url + "/api/modules/tts/schema").json()["values"]["time_budget_s"] == TTS_BUDGET_S
+    preflight = requests.options(target, timeout=30, headers={"Origin": "http://evil.example",
+                                                              "Access-Control-Request-Method": "POST"})
+    assert "Access-Control-Allow-Origin" not in preflight.headers
+    for origin in ("http://localhost:8000", "http://127.0.0.1:5173", hard.url):  # SillyTavern, a dev page, our own
+        reply = requests.post(target, json={"time_budget_s": TTS_BUDGET_S}, headers={"Origin": origin}, timeout=30)
+        assert reply.status_code == 200 and reply.headers["Access-Control-Allow-Origin"] == origin, reply.text
+    assert requests.post(target, data=b'{"time_budget_s": 3}', timeout=30).status_code == 200  # curl: no Origin
+
+
+def test_other_host_names_are_refused(hard):
+    for host in ("attacker.example", f"attacker.example:{hard.port}", "localhost.attacker.example"):
+        reply = requests.get(hard.url + "/api/modules", headers={"Host": host}, timeout=30)
+        assert reply.status_code == 403 and "allowed_hosts" in reply.json()["error"], (host, reply.text)
+    for host in (f"localhost:{hard.port}", f"127.0.0.1:{hard.port}", f"[::1]:{hard.port}"):
+        assert requests.get(hard.url + "/api/modules", headers={"Host": host}, timeout=30).status_code == 200
+
+
 # -- 3. TTS: long sentences, budget, cancellation -------------------------------------------------------
 
 def test_a_long_sentence_ends_in_503_at_its_budget_and_frees_the_worker(hard):

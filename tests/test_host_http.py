@@ -78,8 +78,8 @@ def test_cors_preflight_and_headers_on_errors(hello_server):
     assert pre.headers["Access-Control-Allow-Origin"] == "http://localhost:8000"
     assert pre.headers["Access-Control-Allow-Headers"] == ST_HEADERS
     assert "POST" in pre.headers["Access-Control-Allow-Methods"]
-    missing = requests.get(url + "/api/nothing", headers={"Origin": "http://st.example"})
-    assert missing.status_code == 404 and missing.headers["Access-Control-Allow-Origin"] == "http://st.example"
+    missing = requests.get(url + "/api/nothing", headers={"Origin": "http://localhost:8000"})
+    assert missing.status_code == 404 and missing.headers["Access-Control-Allow-Origin"] == "http://localhost:8000"
     assert requests.get(url + "/api/modules").headers["Access-Control-Allow-Origin"] == "*"
     assert float(requests.get(url + "/api/modules").headers["X-Request-Duration"]) >= 0
 
@@ -98,9 +98,9 @@ def test_secure_mode(server_factory, plugin_env, tmp_path):
     server = server_factory("--enable-modules=hello", "--secure", "--api-key-file", str(key_file), env=plugin_env)
     url, key = server.url, key_file.read_text().strip()
     assert f"API key (from {key_file}): {key}" in server.log()
-    denied = requests.get(url + "/api/modules", headers={"Origin": "http://st"})
+    denied = requests.get(url + "/api/modules", headers={"Origin": "http://localhost:8000"})
     assert denied.status_code == 401 and denied.json() == {"error": "401: Invalid API key"}
-    assert denied.headers["Access-Control-Allow-Origin"] == "http://st"
+    assert denied.headers["Access-Control-Allow-Origin"] == "http://localhost:8000"
     for header in ("Bearer wrong", f"Basic {key}", key[:-1], f"Token {key}"):
         assert requests.get(url + "/api/modules", headers={"Authorization": header}).status_code == 401
     ok = requests.get(url + "/api/modules", headers={"Authorization": f"Bearer {key}"})

@@ -392,10 +392,11 @@ def test_exempt_routes_cannot_reach_other_routes(server):
               {"X-HTTP-Method-Override": "POST"}, {"X-Forwarded-Prefix": "/api/modules"},
               {"X-Script-Name": "/api"}, {"Host": "localhost/api/modules"}]
     for headers in tricks:
+        refused = "Host" in headers  # not a name this server answers to (allowed_hosts)
         status, _, body = raw(server, "GET", "/health", headers)
-        assert status in (200, 400) and protected not in body, headers
+        assert status in ((403,) if refused else (200, 400)) and protected not in body, headers
         status, _, body = raw(server, "GET", "/api/tts/sample/nope", headers)
-        assert status == 404 and protected not in body, headers
+        assert status == (403 if refused else 404) and protected not in body, headers
     for method in ("POST", "PUT", "DELETE", "PATCH", "HEAD"):
         status, _, body = raw(server, method, "/api/modules")
         assert status in (401, 405) and protected not in body, method
