@@ -12,7 +12,7 @@ import psutil
 from flask import Flask, current_app, jsonify, render_template, request
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import __version__, http, openai_models, webui
+from . import __version__, explorer, http, openai_models, webui
 from .api import ApiBlueprint
 from .config import HostConfig
 from .errors import Error, NotFound
@@ -95,6 +95,7 @@ def core_blueprint() -> ApiBlueprint:
                                records=[host.records[n] for n in host.available_names()])
 
     webui.add_routes(bp)  # the web page at /ui/ (greenroom/webui.py)
+    explorer.add_routes(bp)  # the API explorer at /docs (greenroom/explorer.py)
     openai_models.add_routes(bp)  # GET /v1/models, whichever modules are loaded
 
     @bp.api("/health", summary="Liveness and module states", auth=False, responses={200: Health})
@@ -157,11 +158,6 @@ def core_blueprint() -> ApiBlueprint:
     def openapi():
         return jsonify(openapi_document(current_app))
 
-    @bp.api("/docs", summary="The API as a human-readable page", auth=False,
-            responses={200: {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}})
-    def docs():
-        return render_template("docs.html", doc=openapi_document(current_app))
-
     return bp
 
 
@@ -172,9 +168,12 @@ def _record(host: Host, name: str):
     return host.records[canonical]
 
 
-def openapi_document(app: Flask) -> dict[str, Any]:
+def openapi_document(app: Flask, every_module: bool = False) -> dict[str, Any]:
+    """The enabled modules' operations; ``every_module``: every installed module's (the documentation site)."""
     host = host_of(app)
-    module_ops = [op for name in host.enabled for op in app.extensions["greenroom.blueprints"][name].operations]
+    blueprints = app.extensions["greenroom.blueprints"]
+    names = [name for name in blueprints if name != "host"] if every_module else host.enabled
+    module_ops = [op for name in names for op in blueprints[name].operations]
     return build_openapi("Greenroom", __version__, app.extensions["greenroom.blueprints"]["host"].operations,
                          module_ops, secure=host.server.secure)
 
