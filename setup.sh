@@ -21,14 +21,20 @@ echo "== greenroom (editable) with requirements.txt and the test extra (requirem
 # the build runs in this venv: its setuptools must build wheels by itself (70.1+; torch asks for 77+)
 pip install -q "setuptools>=77"
 pip install -q --no-build-isolation -e ".[test]"
+# debian_package PATH PACKAGE USERS: install Debian's PACKAGE unless its program PATH exists (as root, with apt-get).
+debian_package() {
+    if [ -x "$1" ]; then
+        echo "$2 present: $1"
+    elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$2"; } ||
+            echo "NOTE: apt-get could not install $2; $3 need it."
+    else
+        echo "NOTE: $1 is missing and apt-get cannot be used as root here. Install Debian's" \
+             "'$2' package (sudo apt-get install $2) to run $3."
+    fi
+}
 echo "== chromium (browser tests drive Debian's chromium through Playwright; no browser download)"
-if [ -x /usr/bin/chromium ]; then
-    echo "chromium present: /usr/bin/chromium"
-elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } ||
-        echo "NOTE: apt-get could not install chromium; the browser tests (tests/test_webui*.py) need it."
-else
-    echo "NOTE: /usr/bin/chromium is missing and apt-get cannot be used as root here. Install Debian's" \
-         "'chromium' package (sudo apt-get install chromium) to run the browser tests (tests/test_webui*.py)."
-fi
+debian_package /usr/bin/chromium chromium "the browser tests (tests/test_webui*.py)"
+echo "== haproxy (the scale-out deployment in deploy/ and its test, tests/test_scale_out.py)"
+debian_package /usr/sbin/haproxy haproxy "deploy/greenroom-cluster.sh and tests/test_scale_out.py"
 echo "Done. Start the server with: .venv/bin/python server.py --enable-modules=talkinghead,tts,classify"

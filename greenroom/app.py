@@ -102,6 +102,8 @@ def core_blueprint() -> ApiBlueprint:
     def health():
         host = host_of()
         states = {name: host.records[name].state for name in host.enabled}
+        if host.context.draining:  # the load balancer stops sending new work here
+            return jsonify({"status": "draining", "reason": host.context.draining, "modules": states}), 503
         ok = all(s == "loaded" for s in states.values())
         return jsonify({"status": "ok" if ok else "degraded", "modules": states})
 

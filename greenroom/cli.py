@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NoReturn, Sequence
 
 from .config import ConfigError, HostConfig, read_config_file
+from .paths import DATA_DIR_ENV
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "plugins.toml"
 
@@ -36,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print a plugins.toml documenting every setting")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.add_argument("--access-log", action="store_true", default=None, help="log every request's shape, not only failures")
+    p.add_argument("--worker-id", help="this worker's name behind a load balancer; prefixes the ids it creates")
+    p.add_argument("--drain-timeout", type=float, metavar="SECONDS", help="on SIGTERM, drain this long first")
+    p.add_argument("--data-dir", type=Path, help="user data folder (characters, emotion sets), shared by the "
+                                                 "workers of a cluster; sets $GREENROOM_DATA_DIR")
     return p
 
 
@@ -46,7 +51,7 @@ def load_config(args: argparse.Namespace) -> HostConfig:
         "enable_modules": args.enable_modules, "port": args.port, "listen": args.listen, "secure": args.secure,
         "api_key_file": args.api_key_file, "cuda_device": args.cuda_device,
         "max_content_length_mb": args.max_content_length, "log_level": args.log_level,
-        "access_log": args.access_log,
+        "access_log": args.access_log, "worker_id": args.worker_id, "drain_timeout_s": args.drain_timeout,
         "device": "cuda" if args.cuda else ("cpu" if args.cpu else None),
     }
     merged = {**config.server.model_dump(), **{k: v for k, v in overrides.items() if v is not None}}
@@ -116,6 +121,8 @@ def tune_malloc(arenas: int = 2, mmap_threshold: int = 2**20) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     tune_malloc()
     args = build_parser().parse_args(argv)
+    if args.data_dir is not None:
+        os.environ[DATA_DIR_ENV] = str(args.data_dir.expanduser().resolve())
     try:
         config = load_config(args)
         logging.basicConfig(level=config.server.log_level, stream=sys.stderr,

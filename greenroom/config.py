@@ -35,10 +35,16 @@ class ServerSettings(BaseModel):
     threads: int = Field(8, ge=1, le=256, description="Worker threads for ordinary requests.")
     cors_origins: list[str] = Field(LOCAL_ORIGINS, description="Web pages (origins) that may call this server from a browser: 'http://host' allows any port, 'http://host:port' one port, '*' every page. Other pages get no CORS headers, and their POST, PUT, PATCH and DELETE get 403. A SillyTavern opened through a LAN address needs that address here, e.g. 'http://192.168.1.5:8000'.")
     allowed_hosts: list[str] = Field([], description="Host names this server answers to besides localhost, its loopback addresses and, with --listen, the machine's own names and addresses; other Host headers get 403 (DNS rebinding). Add the name clients use behind a reverse proxy or a DNS name.")
+    allow_remote_settings: bool = Field(False, description="Let the settings API change settings that name a URL the server fetches or hold a secret (websearch's engine URLs and keys); off, they are set in plugins.toml only.")
     max_streams: int = Field(8, ge=0, le=256, description="Concurrent long-lived streams (video feeds, audio streams); each holds its own worker thread on top of 'threads'.")
     max_streams_per_client: int = Field(0, ge=0, le=256, description="Streams one client address may hold at once; 0 means max_streams - 1, so no single client takes every slot. Behind a reverse proxy every client has the proxy's address: raise it to max_streams there.")
     access_log: bool = Field(False, description="Log every request's shape (method, path, status, size, time); failed requests are always logged.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Logging verbosity.")
+    worker_id: str = Field("", pattern=r"^[A-Za-z0-9_]{0,32}$", description="Behind a load balancer: this worker's "
+                           "name, the prefix of the avatar instance ids it creates ('w1' -> 'w1-3f2a...'); --worker-id.")
+    drain_timeout_s: float = Field(0, ge=0, le=86400, description="Behind a load balancer: on SIGTERM, drain for up to "
+                                   "this long first (/health answers 503, no new avatar instances, open feeds keep "
+                                   "running); 0 stops at once. --drain-timeout (deploy/README.md).")
 
 
     @field_validator("cors_origins")

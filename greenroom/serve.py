@@ -14,6 +14,7 @@ from waitress.task import ErrorTask
 from waitress.wasyncore import ExitNow
 
 from .app import host_of
+from .draining import Drain, serve_until_drained
 from .errors import Error
 from .http import error_body
 
@@ -26,14 +27,19 @@ class _Stop(ExitNow):
 
 class _Signals:
     """SIGTERM/SIGINT: the first stops gracefully, a second is ignored while that runs (it used to raise out
-    of the shutdown with a traceback), a third leaves at once with exit code 128 + the signal's number."""
+    of the shutdown with a traceback), a third leaves at once with exit code 128 + the signal's number.
+    With a ``drain`` (greenroom/draining.py) a signal that comes before all these starts the drain."""
 
-    def __init__(self) -> None:
+    def __init__(self, drain: Drain | None = None) -> None:
         self.received = 0
+        self.drain = drain
 
     def __call__(self, signum: int, _frame: Any) -> None:
-        self.received += 1
         name = signal.Signals(signum).name
+        if self.drain is not None and self.drain.started is None:
+            self.drain.start(name)
+            return
+        self.received += 1
         if self.received == 1:
             raise _Stop(name)
         if self.received == 2:
@@ -76,13 +82,17 @@ def serve(app: Flask, host: str, port: int) -> None:
                                 # instead of 16 MiB, so feeds drop frames rather than queue them.
                                 outbuf_high_watermark=2 * 2**20)
     server.channel_class = _JsonErrorChannel
-    stop = _Signals()
+    drain = Drain(gr.context, gr.server.drain_timeout_s) if gr.server.drain_timeout_s > 0 else None
+    stop = _Signals(drain)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     print(f"Greenroom serving on http://{host}:{server.effective_port} "
           f"({threads} worker threads, {gr.server.max_streams} for streams)", flush=True)
     try:
-        server.run()
+        if drain is not None:
+            serve_until_drained(server, drain)
+        else:
+            server.run()
     except _Stop as exc:
         log.info("%s received; shutting down", exc)
     finally:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,6 +19,29 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_run(count: int) -> int:
+    """A free base port whose next ``count`` ports are free too (a cluster's worker N listens on base + N).
+
+    Taken below the ephemeral range (32768 and up on Linux): workers bind their ports only after loading
+    their models, and meanwhile outgoing connections (HAProxy's health checks among them) take ephemeral
+    ports, which once took a worker's port before it could listen."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 32000 - count)
+        if all(_is_free(base + i) for i in range(count + 1)):
+            return base
+    raise RuntimeError(f"no run of {count + 1} free ports found")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
 
 
 class ServerProcess:

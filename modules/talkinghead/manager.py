@@ -31,8 +31,10 @@ class InstanceManager:
     """Creates, finds and deletes instances; one poser, cache and background worker serve them all."""
 
     def __init__(self, poser: SharedPoser, settings: TalkingheadSettings, defaults: Callable[[], dict[str, Any]],
-                 templates: Callable[[], dict[str, np.ndarray]]) -> None:
+                 templates: Callable[[], dict[str, np.ndarray]], worker_id: str = "") -> None:
         self.poser = poser
+        self.worker_id = worker_id
+        """Prefix of the ids this server creates (``--worker-id``), so a router maps an id to its worker."""
         self.settings = settings
         self.defaults = defaults
         self.templates = templates
@@ -96,7 +98,7 @@ class InstanceManager:
     def load(self, character: Character, instance_id: str | None, new: bool) -> tuple[Instance, bool]:
         """Create or reload: no id -> the default instance; ``new`` -> a fresh id; an id -> that one."""
         if new:
-            instance_id = secrets.token_hex(8)
+            instance_id = f"{self.worker_id}-{secrets.token_hex(8)}" if self.worker_id else secrets.token_hex(8)
         key = instance_id or DEFAULT_ID
         with self._lock:
             existing = self._instances.get(key)

@@ -41,6 +41,13 @@ class Talkinghead(Module):
         self._base_templates: dict[str, np.ndarray] = {}
         self.posing = PoseService(self)  # the pose editor's renders: cached, coalesced per channel
 
+    def blueprint(self) -> Any:
+        """The routes, each reply naming the instance it concerns in ``X-Instance-Id`` (load balancers stick by it)."""
+        from .request import name_instance  # Flask: only where routes are built
+        bp = super().blueprint()
+        bp.after_request(name_instance)
+        return bp
+
     # -- lifecycle -------------------------------------------------------------------------------
 
     def load(self, compute: Compute) -> None:
@@ -49,7 +56,8 @@ class Talkinghead(Module):
         self.poser = self.context.shared(key, lambda: load_poser(s, compute))
         self._base_templates = P.load_template_dir(EMOTIONS_DIR)
         TemplateStore().remove_leftovers()
-        self.manager = InstanceManager(self.poser, s, self.animator_defaults, self.default_templates)
+        self.manager = InstanceManager(self.poser, s, self.animator_defaults, self.default_templates,
+                                       self.context.server.worker_id)
         if s.mode == "auto" and self.poser.device.type != "cpu":  # a CPU is never fast enough: skip the test
             sample = self.poser.character(load_named("lambda_00", CHARACTERS), "lambda_00")
             seconds = self.manager.measure_full_pose(sample)

@@ -24,8 +24,8 @@ from . import pose as P
 from . import pose_routes, speech_routes
 from .images import ImageError, character_names, load_named, load_upload
 from .manager import DEFAULT_ID
-from .request import (NOT_FOUND, InstanceQuery, instance_errors, instance_from_request, loaded_manager,
-                      parse_instance_id, plain, requested_instance_id)
+from .request import (NOT_FOUND, InstanceQuery, concerns, instance_errors, instance_from_request, loaded_manager,
+                      parse_instance_id, plain, refuse_new_while_draining, requested_instance_id)
 from .schemas import (FEED, LOAD_FORM, EmotionBody, FreeformBody, HintBody, InstanceBody, LoadReply,
                       ModifyOverridesBody, OverridesBody)
 from .settings import SettingsError, merge_settings
@@ -51,11 +51,13 @@ def load(module: "Talkinghead"):
     if request.content_length and request.content_length > s.max_upload_mb * 2**20:
         raise ApiError(413, f"file: upload larger than max_upload_mb ({s.max_upload_mb} MiB)")
     new, instance_id = _load_target()
+    refuse_new_while_draining(module, new, instance_id)
     rgba, label = _posted_image(s)
     t0 = time.perf_counter()
     character = module.poser.character(rgba, label)
     with instance_errors():
         inst, created = loaded_manager(module).load(character, instance_id, new)
+    concerns(inst.id)
     inst.set_paused(False)
     log.info("talkinghead load: instance %s %s, image %dx%d, %.0f ms", inst.id,
              "created" if created else "reloaded", rgba.shape[1], rgba.shape[0], (time.perf_counter() - t0) * 1000)
@@ -126,6 +128,7 @@ def stop_talking(module: "Talkinghead", query: InstanceQuery):
 def unload(module: "Talkinghead", query: InstanceQuery):
     body = InstanceBody.model_validate(_json_object()) if request.method == "POST" else None
     instance_id = requested_instance_id(body)
+    concerns(instance_id)
     manager = loaded_manager(module)
     if request.method == "GET" and instance_id is None:
         inst = manager.find(None)
@@ -145,6 +148,7 @@ def unload(module: "Talkinghead", query: InstanceQuery):
             responses={200: FEED, 404: NOT_FOUND, 503: "Too many open streams"})
 def result_feed(module: "Talkinghead", query: InstanceQuery):
     instance_id = requested_instance_id()
+    concerns(instance_id)
     if instance_id is not None:
         instance_from_request(module)  # 404 now, before the stream starts
     return Response(module.context.stream(_feed(module, instance_id)),
@@ -261,9 +265,9 @@ def filters(module: "Talkinghead"):
 # -- helpers -------------------------------------------------------------------------------------
 
 def _load_target() -> tuple[bool, str | None]:
-    """``new``, and the instance_id to reload or create (form field, else query); not both."""
+    """``new``, and the instance_id to reload or create (form field, query or header); not both."""
     new = _form_flag(request.form.get("new", request.args.get("new")), "new")
-    instance_id = parse_instance_id(request.form.get("instance_id")) or requested_instance_id()
+    instance_id = requested_instance_id(InstanceQuery(instance_id=parse_instance_id(request.form.get("instance_id"))))
     if new and instance_id:
         raise ApiError(400, "new: give either new=true or an instance_id, not both")
     return new, instance_id
