@@ -33,7 +33,7 @@ LOAD_PLUGINS_ENV = "GREENROOM_LOAD_PLUGINS"
 BUILTIN_PACKAGE = "greenroom_modules"
 DEFAULT_PLUGINS = tuple(f"{BUILTIN_PACKAGE}.{name}.plugin"
                         for name in ("talkinghead", "imagefx", "tts", "classify", "embeddings", "nlp", "websearch",
-                                     "stt"))
+                                     "stt", "raven"))
 
 
 def import_builtin_package() -> None:

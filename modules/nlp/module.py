@@ -6,6 +6,9 @@ from typing import Any
 from greenroom import Context, Module, Resources
 from greenroom.module import Compute
 
+from greenroom_modules.textinput import text_batch
+
+from .contract import Analysis, NaturalLanguage
 from .pipeline import SpacyPipeline
 from .settings import NlpSettings
 
@@ -24,6 +27,7 @@ class Nlp(Module):
 
     def load(self, compute: Compute) -> None:
         self._pipeline = SpacyPipeline(self.settings.model)
+        self.context.provide(NaturalLanguage, self)
 
     def unload(self) -> None:
         self._pipeline = None
@@ -34,3 +38,15 @@ class Nlp(Module):
     def pipeline(self) -> SpacyPipeline:
         assert self._pipeline is not None
         return self._pipeline
+
+    # -- the NaturalLanguage service (contract.py) -----------------------------------------------
+
+    def language(self) -> str:
+        return self.pipeline().nlp.lang
+
+    def analyze(self, text: str | list[str], pipes: list[str] | None = None, *,
+                with_vectors: bool = False) -> list[Analysis]:
+        s = self.settings
+        texts, _ = text_batch(text, "text", s.max_texts, s.max_text_chars)
+        pipeline = self.pipeline()
+        return pipeline.analyses(texts, pipeline.plan(pipes), s.batch_size, with_vectors)

@@ -6,7 +6,11 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+import numpy as np
+
 from greenroom.errors import BadRequest
+
+from .contract import Analysis
 
 log = logging.getLogger("greenroom.nlp")
 
@@ -80,8 +84,14 @@ class SpacyPipeline:
 
     def analyze(self, texts: list[str], components: list[str], batch_size: int) -> list[dict[str, Any]]:
         """``Doc.to_json()`` of each text after running ``components`` (from :meth:`plan`)."""
+        return [a.doc for a in self.analyses(texts, components, batch_size, with_vectors=False)]
+
+    def analyses(self, texts: list[str], components: list[str], batch_size: int,
+                 with_vectors: bool) -> list[Analysis]:
+        """Like :meth:`analyze`, each document with its ``tensor`` when ``with_vectors``."""
         with self.lock:
-            return [doc.to_json() for doc in self._run(texts, components, batch_size)]
+            return [Analysis(doc.to_json(), np.asarray(doc.tensor, dtype=np.float32) if with_vectors else None)
+                    for doc in self._run(texts, components, batch_size)]
 
     def _run(self, texts: Iterable[str], components: list[str], batch_size: int) -> Iterator[Any]:
         docs: Iterable[Any] = (self.nlp.make_doc(t) for t in texts)

@@ -91,3 +91,7 @@ class Speech(Protocol):
     def encode(self, audio: np.ndarray, format: AudioFormat) -> bytes:
         """``audio`` (float32 mono at :attr:`sample_rate`) as a complete file in ``format``."""
         ...
+
+    def voices(self) -> list[str]:
+        """The names :meth:`speak` accepts as ``voice`` (mixes and aliases aside)."""
+        ...

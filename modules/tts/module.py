@@ -155,6 +155,9 @@ class TTSModule(Module):
     def encode(self, pcm: np.ndarray, format: AudioFormat) -> bytes:
         return audio.encode(pcm, format)
 
+    def voices(self) -> list[str]:
+        return self._ready().voices()
+
     def sample(self, voice: str) -> bytes:
         """A short WAV of ``voice`` saying ``sample_text``, generated once per voice and cached."""
         key = (voice, self.settings.sample_text)

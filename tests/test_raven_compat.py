@@ -1,0 +1,148 @@
+"""Raven's own client (Technologicat/raven, raven.client.api and raven.client.tts) against Greenroom: each test
+sends the request Raven's client sends, with its bare-key Authorization header, and decodes the reply the way
+that client does (header timestamps percent-decoded, Doc JSON into a blank spaCy vocab)."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import urllib.parse
+
+import numpy as np
+import pytest
+import requests
+import soundfile as sf
+
+from greenroom.app import create_app
+
+from .server_process import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+SILLYTAVERN_AGENT = {"User-Agent": "node-fetch"}  # what SillyTavern's server sends
+
+
+@pytest.fixture(scope="module")
+def raven(tmp_path_factory):
+    """A secured server with raven, tts and nlp; yields (url, headers as Raven's client builds them)."""
+    key_file = tmp_path_factory.mktemp("raven") / "api_key.txt"
+    key_file.write_text("raven-k3y\n")
+    proc = ServerProcess(["--enable-modules=raven,tts,nlp", "--secure", "--api-key-file", str(key_file)])
+    yield proc.url, {"Authorization": "raven-k3y"}  # Raven's client: the key alone, no scheme
+    proc.stop()
+
+
+def a_voice(url: str, headers: dict[str, str]) -> str:
+    reply = requests.get(f"{url}/api/tts/list_voices", headers=headers, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["voices"][0]
+
+
+def tts_prepare(url: str, headers: dict[str, str], text: str, voice: str, get_metadata: bool,
+                fmt: str = "flac") -> requests.Response:
+    """The body and headers of Raven's tts_prepare."""
+    body = {"voice": voice, "text": text, "format": fmt, "speed": 1.0, "stream": True, "get_metadata": get_metadata}
+    return requests.post(f"{url}/api/tts/speak", headers={**headers, "Content-Type": "application/json"},
+                         json=body, stream=True, timeout=300)
+
+
+def test_raven_sees_its_module_names_and_sillytavern_does_not(raven):
+    url, headers = raven
+    names = requests.get(f"{url}/api/modules", headers=headers, timeout=30).json()["modules"]
+    assert "natlang" in names and "tts" in names and "nlp" in names
+    st = requests.get(f"{url}/api/modules", headers={**headers, **SILLYTAVERN_AGENT}, timeout=30).json()["modules"]
+    assert "tts" not in st and "natlang" not in st and "silero-tts" in st and "raven" not in st
+    listed = requests.get(f"{url}/api/raven/modules", headers={**headers, **SILLYTAVERN_AGENT}, timeout=30)
+    assert listed.json()["modules"] == names
+
+
+def test_bare_key_is_required_and_raven_routes_do_not_skip_it(raven):
+    url, _ = raven
+    assert requests.get(f"{url}/api/tts/info", timeout=30).status_code == 401
+    assert tts_prepare(url, {"Authorization": "raven-k3"}, "Hi.", "x", True).status_code == 401
+    assert requests.get(f"{url}/api/modules", headers={"Authorization": "wrong"}, timeout=30).status_code == 401
+
+
+def test_tts_info_and_voices(raven):
+    url, headers = raven
+    info = requests.get(f"{url}/api/tts/info", headers=headers, timeout=30).json()
+    assert info == {"sample_rate": 24000, "model": "Kokoro-82M"}
+    voices = requests.get(f"{url}/api/tts/list_voices", headers=headers, timeout=30).json()["voices"]
+    assert voices and all(isinstance(v, str) for v in voices)
+
+
+def test_tts_speak_answers_raw_audio_with_ravens_headers(raven):
+    url, headers = raven
+    reply = tts_prepare(url, headers, "Hello world, café.", a_voice(url, headers), get_metadata=True)
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["Content-Type"] == "audio/flac"
+    audio = b"".join(reply.iter_content(chunk_size=4096))
+    duration = json.loads(reply.headers["x-audio-duration"])
+    samples, rate = sf.read(io.BytesIO(audio), dtype="float32")
+    assert rate == 24000 and abs(len(samples) / rate - duration) < 0.01
+    raw = json.loads(reply.headers["x-word-timestamps"])
+    words = [urllib.parse.unquote(t["word"]) for t in raw]
+    phonemes = [urllib.parse.unquote(t["phonemes"]) for t in raw]
+    assert words == ["Hello", "world", "café"]
+    assert all(p and p != urllib.parse.quote(p) for p in phonemes)  # IPA travels percent-encoded
+    starts, ends = [t["start_time"] for t in raw], [t["end_time"] for t in raw]
+    assert starts == sorted(starts) and all(s < e for s, e in zip(starts, ends)) and ends[-1] <= duration + 0.01
+
+
+def test_tts_speak_without_metadata_and_in_another_format(raven):
+    url, headers = raven
+    reply = tts_prepare(url, headers, "One.", a_voice(url, headers), get_metadata=False, fmt="mp3")
+    assert reply.status_code == 200 and reply.headers["Content-Type"] == "audio/mpeg"
+    assert "x-word-timestamps" not in reply.headers and json.loads(reply.headers["x-audio-duration"]) > 0
+    assert reply.content[:3] == b"ID3" or reply.content[0] == 0xFF
+
+
+def test_greenroom_clients_keep_the_json_speak_and_bad_raven_input_is_named(raven):
+    url, headers = raven
+    own = requests.post(f"{url}/api/tts/speak", headers=headers, json={"text": "One.", "voice": a_voice(url, headers)},
+                        timeout=300)
+    assert own.status_code == 200 and set(own.json()) >= {"audio", "words", "duration"}
+    bad = tts_prepare(url, headers, "One.", a_voice(url, headers), get_metadata=True, fmt="ogg")
+    assert bad.status_code == 400 and "format" in bad.json()["error"]
+    unknown = tts_prepare(url, headers, "One.", "no_such_voice", get_metadata=True)
+    assert unknown.status_code == 400 and "voice" in unknown.json()["error"]
+
+
+def test_natlang_round_trip_through_a_blank_spacy_pipeline(raven):
+    import spacy
+    from spacy.tokens import Doc
+    url, headers = raven
+    body = {"text": ["This is a multi-sentence document. It has two sentences, see.", "Another one."],
+            "pipes": ["tok2vec", "parser", "senter"], "with_vectors": True}
+    reply = requests.post(f"{url}/api/natlang/analyze", headers=headers, json=body, timeout=120)
+    assert reply.status_code == 200, reply.text
+    items = reply.json()
+    assert [item["lang"] for item in items] == ["en", "en"]
+    vocab = spacy.blank("en").vocab
+    docs = [Doc(vocab).from_json(item["doc"]) for item in items]
+    assert len(list(docs[0].sents)) == 2 and docs[1].text == "Another one."
+    assert [t.text for t in docs[1]] == ["Another", "one", "."] and docs[1][1].dep_  # the parser ran
+    vectors = items[0]["vectors"]
+    tensor = np.frombuffer(base64.b64decode(vectors["data"]), dtype="<f4").reshape(vectors["shape"])
+    assert vectors["dtype"] == "float32" and tensor.shape[0] == len(docs[0]) and np.abs(tensor).sum() > 0
+
+
+def test_natlang_single_text_without_vectors_and_bad_pipes(raven):
+    url, headers = raven
+    single = requests.post(f"{url}/api/natlang/analyze", headers=headers, json={"text": "Albert Einstein was born."},
+                           timeout=120).json()
+    assert len(single) == 1 and "vectors" not in single[0] and single[0]["doc"]["ents"]
+    bad = requests.post(f"{url}/api/natlang/analyze", headers=headers, json={"text": "x", "pipes": ["nope"]},
+                        timeout=120)
+    assert bad.status_code == 400 and "pipes" in bad.json()["error"]
+
+
+def test_missing_provider_is_a_503_naming_it(make_config):
+    client = create_app(make_config(enable=["raven"])).test_client()
+    for path in ("/api/tts/info", "/api/tts/list_voices"):
+        reply = client.get(path)
+        assert reply.status_code == 503 and "'tts'" in reply.json["error"]
+    reply = client.post("/api/natlang/analyze", json={"text": "x"})
+    assert reply.status_code == 503 and "'nlp'" in reply.json["error"]
+    raven_only = client.get("/api/modules", headers={"User-Agent": "python-requests/2.32"}).json["modules"]
+    assert "tts" not in raven_only and "natlang" not in raven_only
