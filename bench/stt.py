@@ -37,8 +37,8 @@ SHORT = "Could you open the window, please?"
 
 def speak(url: str, text: str) -> tuple[bytes, float]:
     """A WAV of ``text`` from the server's TTS and its length in seconds."""
-    r = requests.post(url + "/v1/audio/speech", json={"input": text, "voice": "jf_alpha", "response_format": "wav"},
-                      timeout=600)
+    r = requests.post(url + "/v1/audio/speech", json={"input": text, "voice": "jf_alpha", "response_format": "wav",
+                                                      "stream": False}, timeout=600)  # a WAV header with its length
     r.raise_for_status()
     import soundfile as sf
     info = sf.info(io.BytesIO(r.content))
