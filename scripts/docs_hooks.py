@@ -31,6 +31,31 @@ def included() -> dict[str, str]:
     return {repo: site for repo, site in pages.items() if (ROOT / repo).exists()}
 
 
+def on_config(config: Any) -> Any:
+    """Every module with a README gets a page under "Modules" (mkdocs.yml gives the order of those it names);
+    an included page whose README is not there is left out of the nav instead of breaking the build."""
+    pages = set(included().values()) | {API_PAGE}
+    config.nav = prune(config.nav or [], pages, Path(config.docs_dir))
+    for section in config.nav:
+        if isinstance(section, dict) and isinstance(section.get("Modules"), list):
+            named = {next(iter(entry.values())) for entry in section["Modules"]}
+            extra = sorted(site for site in pages if site.startswith("modules/") and site not in named)
+            section["Modules"] += [{site[len("modules/"):-len(".md")]: site} for site in extra]
+    return config
+
+
+def prune(nav: list[Any], pages: set[str], docs: Path) -> list[Any]:
+    """``nav`` without the pages that are neither in docs/ nor generated."""
+    kept = []
+    for entry in nav:
+        title, target = next(iter(entry.items())) if isinstance(entry, dict) else (None, entry)
+        if isinstance(target, list):
+            kept.append({title: prune(target, pages, docs)})
+        elif target in pages or (docs / target).exists():
+            kept.append(entry)
+    return kept
+
+
 def on_files(files: Files, config: Any) -> Files:
     for repo_path, site_path in included().items():
         files.append(File.generated(config, site_path, content=(ROOT / repo_path).read_text(encoding="utf-8")))
