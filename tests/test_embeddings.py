@@ -46,6 +46,7 @@ def test_modules_and_info(server):
     info = requests.get(server.url + "/api/embeddings/info", timeout=10).json()
     assert info["model"] == "sentence-transformers/all-MiniLM-L6-v2" and info["dimension"] == 384
     assert set(info["roles"]) == {"default", "qa"} and info["roles"]["qa"]["dimension"] == 384
+    assert info["models"] == info["roles"]  # Raven's client reads {"models": {role: {model, dimension}}}
 
 
 def test_shape_mirrors_input_and_vectors_are_unit_length(server):

@@ -96,7 +96,9 @@ class Embeddings(Module):
     def info(self) -> dict[str, Any]:
         roles = {role: {"model": self.settings.roles[role], "dimension": enc.dimension,
                         "max_seq_length": enc.max_seq_length} for role, enc in self._encoders.items()}
-        return {"model": roles["default"]["model"], "dimension": roles["default"]["dimension"], "roles": roles}
+        # "models" repeats "roles" under the name Raven's client reads (issue 22).
+        return {"model": roles["default"]["model"], "dimension": roles["default"]["dimension"], "roles": roles,
+                "models": roles}
 
     def _encode_fn(self, encoder: SharedEncoder) -> EncodeFn:
         return lambda texts: encoder.encode(texts, self.settings.encode_batch_size)

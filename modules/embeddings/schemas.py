@@ -48,6 +48,7 @@ class InfoReply(BaseModel):
     model: str
     dimension: int
     roles: dict[str, RoleInfo]
+    models: dict[str, RoleInfo] = Field(description="The same as roles, under the name Raven's client reads.")
 
 
 class OpenAIRequest(BaseModel):
