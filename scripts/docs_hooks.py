@@ -68,7 +68,13 @@ def on_files(files: Files, config: Any) -> Files:
 def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str:
     """Relative links of the page's source file, rewritten for where the page sits in the site."""
     source = {site: repo for repo, site in included().items()}.get(page.file.src_uri, f"docs/{page.file.src_uri}")
-    return rewrite_links(markdown, source, page.file.src_uri)
+    markdown = rewrite_links(markdown, source, page.file.src_uri)
+    api = files.get_file_from_path(API_PAGE)
+    name = page.file.src_uri[len("modules/"):-len(".md")] if page.file.src_uri.startswith("modules/") else None
+    if name and api is not None and f"\n## {name}\n" in api.content_string:  # a module page: its routes
+        title, _, rest = markdown.partition("\n")
+        markdown = f"{title}\n\nEvery route of this module, generated from its code: [API reference](../{API_PAGE}#{name}).\n{rest}"
+    return markdown
 
 
 def rewrite_links(markdown: str, source: str, page: str) -> str:

@@ -48,6 +48,7 @@ def test_api_reference_lists_every_installed_modules_routes(site):
     for path in paths:
         assert f"<code>{path.replace('<', '&lt;').replace('>', '&gt;')}</code>" in page, path
     assert "ClassifyRequest" in page or "text" in page
+    assert 'href="../../api/#classify"' in (site / "modules" / "classify" / "index.html").read_text()
 
 
 def test_links_are_rewritten_for_the_site():
