@@ -141,6 +141,9 @@ def operation(method: str, path: str, op: dict[str, Any], doc: dict[str, Any]) -
     lines += [f"| {code} | {cell(resp.get('description', ''))}"
               f"{' (' + ', '.join(f'`{m}`' for m in resp['content']) + ')' if resp.get('content') else ''} |"
               for code, resp in op.get("responses", {}).items()]
+    success = op.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {}).get("schema")
+    if success:
+        lines += ["", "Response `200`:", *fields(success, doc)]
     return "\n".join(lines) + "\n"
 
 
