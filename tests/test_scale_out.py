@@ -375,3 +375,11 @@ def test_the_first_signal_drains_and_the_second_stops():
     assert drain.started is not None and signals.received == 0
     with pytest.raises(_Stop):
         signals(signal.SIGTERM, None)
+
+
+def test_without_a_drain_the_first_signal_stops_and_the_second_is_ignored():
+    from greenroom.serve import _Signals, _Stop
+    signals = _Signals()
+    with pytest.raises(_Stop):
+        signals(signal.SIGTERM, None)
+    assert signals(signal.SIGTERM, None) is None and signals.received == 2
