@@ -30,7 +30,7 @@ FIGURES: list[str] = []
 @pytest.fixture
 def report_figure():
     """``report_figure("fuzz: 412 cases in 95 s")``: a measured figure, printed at the end of the run
-    (the README's reliability section quotes them)."""
+    (docs/reliability.md quotes them)."""
     return FIGURES.append
 
 
