@@ -144,5 +144,37 @@ def test_missing_provider_is_a_503_naming_it(make_config):
         assert reply.status_code == 503 and "'tts'" in reply.json["error"]
     reply = client.post("/api/natlang/analyze", json={"text": "x"})
     assert reply.status_code == 503 and "'nlp'" in reply.json["error"]
+    reply = client.post("/api/websearch2", json={"query": "cats"})
+    assert reply.status_code == 503 and "'websearch'" in reply.json["error"]
     raven_only = client.get("/api/modules", headers={"User-Agent": "python-requests/2.32"}).json["modules"]
     assert "tts" not in raven_only and "natlang" not in raven_only
+
+
+@pytest.fixture(scope="module")
+def search_server(tmp_path_factory):
+    """raven and websearch, the engines being the local fakes of tests/test_websearch_fakes.py."""
+    from .test_websearch_fakes import FakeEngines
+    engines = FakeEngines(slow_s=5.0)
+    folder = tmp_path_factory.mktemp("raven-search")
+    toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in engines.settings().items())
+    config = folder / "plugins.toml"
+    config.write_text(f'[server]\napi_key_file = "{folder / "key.txt"}"\n\n[modules.websearch]\n{toml}\n')
+    proc = ServerProcess(["--config", str(config), "--enable-modules=raven,websearch"])
+    yield proc.url, engines
+    proc.stop()
+    engines.close()
+
+
+def test_websearch2_answers_ravens_shape(search_server):
+    url, engines = search_server
+    engines.reset()
+    reply = requests.post(f"{url}/api/websearch2", json={"query": "cats", "engine": "duckduckgo", "max_links": 2},
+                          timeout=30)
+    assert reply.status_code == 200, reply.text
+    answer = reply.json()
+    assert [d["link"] for d in answer["data"]] == [f"https://example.org/duckduckgo/{i}?q=cats" for i in (1, 2)]
+    assert all(set(d) == {"title", "link", "text"} and "<b>" not in d["title"] for d in answer["data"])
+    assert answer["results"] == "\n".join(d["text"] for d in answer["data"]) and "cats" in answer["results"]
+    assert len(engines.requests_to("duckduckgo")) == 1
+    bad = requests.post(f"{url}/api/websearch2", json={"query": "cats", "engine": "altavista"}, timeout=30)
+    assert bad.status_code == 400 and "engine" in bad.json()["error"]

@@ -25,6 +25,7 @@ from greenroom.http import key_matches
 from greenroom.views import Routes
 from greenroom_modules.nlp.contract import NaturalLanguage
 from greenroom_modules.tts.contract import AudioFormat, Speech, WordTiming
+from greenroom_modules.websearch.contract import WebSearching
 
 if TYPE_CHECKING:
     from .module import Raven
@@ -162,3 +163,19 @@ def natlang_analyze(module: "Raven", body: NatlangRequest):
             item["vectors"] = encode_vectors(analysis.vectors)
         items.append(item)
     return jsonify(items)
+
+
+class Websearch2Request(BaseModel):
+    """Raven's ``websearch_search`` body."""
+    query: str
+    engine: str = "duckduckgo"
+    max_links: int = Field(10, ge=1, le=100)
+
+
+@routes.api("/api/websearch2", methods=["POST"], body=Websearch2Request, tags=["raven"],
+            summary="Raven: web search as {results (the texts, one per line), data: [{title, link, text}]}",
+            responses={400: "Bad query or engine", 503: "websearch is not loaded, or every engine failed"})
+def websearch2(module: "Raven", body: Websearch2Request):
+    found = needed(module, WebSearching, "websearch").find(body.query, body.engine, body.max_links)
+    return jsonify({"results": "\n".join(f.text or f.title for f in found),
+                    "data": [{"title": f.title, "link": f.url, "text": f.text} for f in found]})

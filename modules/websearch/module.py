@@ -8,9 +8,10 @@ import re
 import threading
 from typing import Any
 
-from greenroom import Compute, Context, Invalid, Module, ModuleSettings, Resources
+from greenroom import Compute, Context, Error, Invalid, Module, ModuleSettings, Resources
 
 from . import hookspecs
+from .contract import Found, WebSearching
 from .engines import Engine
 from .fetch import HttpClient, install_log_redaction
 from .search import EngineState, Searcher
@@ -64,6 +65,15 @@ class WebSearch(Module):
             raise ValueError(f"no usable search engine ({problems})")
         log.info("engines: %s (usable, in order); installed: %s", ", ".join(self.searcher.usable),
                  ", ".join(sorted(self.engine_classes)))
+        self.context.provide(WebSearching, self)
+
+    def find(self, query: str, engine: str | None = None, limit: int | None = None) -> list[Found]:
+        """The WebSearching service (contract.py)."""
+        searcher = self.searcher
+        if searcher is None:
+            raise Error(503, "websearch is not loaded")
+        hits = searcher.search(engine, query).hits(limit or searcher.settings.max_results)
+        return [Found(h.title, h.url, h.snippet, h.engine) for h in hits]
 
     def _build(self, settings: ModuleSettings) -> Searcher:
         """Engines for ``settings``; raises SettingsProblem naming the setting that does not fit."""
