@@ -178,3 +178,12 @@ def test_websearch2_answers_ravens_shape(search_server):
     assert len(engines.requests_to("duckduckgo")) == 1
     bad = requests.post(f"{url}/api/websearch2", json={"query": "cats", "engine": "altavista"}, timeout=30)
     assert bad.status_code == 400 and "engine" in bad.json()["error"]
+
+
+def test_dehyphenate_and_translate_name_the_missing_model(make_config):
+    client = create_app(make_config(enable=["raven"])).test_client()
+    dehyphenate = client.post("/api/sanitize/dehyphenate", json={"text": "signifi-\ncant"})
+    assert dehyphenate.status_code == 503 and dehyphenate.json["model_missing"] == "dehyphenate"
+    assert "language model" in dehyphenate.json["error"] and "PyPI" in dehyphenate.json["error"]
+    translate = client.post("/api/translate", json={"text": "Hello.", "source_lang": "en", "target_lang": "fi"})
+    assert translate.status_code == 503 and "translation model" in translate.json["error"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import urllib.parse
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from flask import Response, current_app, jsonify, request
 from pydantic import BaseModel, Field
@@ -179,3 +179,29 @@ def websearch2(module: "Raven", body: Websearch2Request):
     found = needed(module, WebSearching, "websearch").find(body.query, body.engine, body.max_links)
     return jsonify({"results": "\n".join(f.text or f.title for f in found),
                     "data": [{"title": f.title, "link": f.url, "text": f.text} for f in found]})
+
+
+MISSING_MODELS = {
+    "dehyphenate": "dehyphenation needs a character-level language model (Raven-server uses flair's through the "
+                   "'dehyphen' package); no PyPI package ships one and Greenroom does not fetch models per request",
+    "translate": "translation needs a machine-translation model (Raven-server uses a Helsinki-NLP opus-mt model "
+                 "from the Hugging Face hub); no PyPI package ships one and Greenroom does not fetch models per request",
+}
+
+
+def missing_model(what: str) -> NoReturn:
+    raise Error(503, f"{what} is not available: {MISSING_MODELS[what]}", model_missing=what)
+
+
+@routes.api("/api/sanitize/dehyphenate", methods=["POST"], tags=["raven"],
+            summary="Raven: dehyphenation; always 503, naming the model Greenroom does not have",
+            responses={503: "No dehyphenation model"})
+def sanitize_dehyphenate(module: "Raven"):
+    missing_model("dehyphenate")
+
+
+@routes.api("/api/translate", methods=["POST"], tags=["raven"],
+            summary="Raven: translation; always 503, naming the model Greenroom does not have",
+            responses={503: "No translation model"})
+def translate(module: "Raven"):
+    missing_model("translate")
