@@ -5,7 +5,8 @@ over talking to a worker directly, all in one run (deploy/greenroom-cluster.sh s
 
 For each target (worker 1 directly, HAProxy with 1 worker, HAProxy with 3 workers) and each client count
 (1, then --clients concurrent keep-alive clients) it sends SillyTavern-sized ``POST /api/classify`` requests
-for --seconds and reports requests/s with p50 and p99 latency. Rounds interleave the targets, and each
+for --seconds and reports requests/s with p50 and p99 latency. HAProxy's own cost shows best on a request that
+costs the worker almost nothing (``GET /api/classify/labels``, one client, directly and through HAProxy). Rounds interleave the targets, and each
 figure is the median over rounds. On a machine with fewer cores than workers the 3-worker figures show
 contention, not scaling (deploy/README.md says what to expect on paper).
 """
@@ -70,8 +71,9 @@ class Cluster:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
 
-def drive(url: str, clients: int, seconds: float) -> tuple[float, list[float]]:
-    """``clients`` keep-alive clients classify for ``seconds``: requests/s and every latency in seconds."""
+def drive(url: str, clients: int, seconds: float, cheap: bool = False) -> tuple[float, list[float]]:
+    """``clients`` keep-alive clients classify (``cheap``: read the label list) for ``seconds``: requests/s and
+    every latency in seconds."""
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -81,7 +83,8 @@ def drive(url: str, clients: int, seconds: float) -> tuple[float, list[float]]:
         session, mine, i = requests.Session(), [], k
         while time.monotonic() < end:
             t0 = time.perf_counter()
-            r = session.post(url + "/api/classify", json={"text": TEXTS[i % len(TEXTS)]}, timeout=60)
+            r = (session.get(url + "/api/classify/labels", timeout=60) if cheap else
+                 session.post(url + "/api/classify", json={"text": TEXTS[i % len(TEXTS)]}, timeout=60))
             mine.append(time.perf_counter() - t0)
             if r.status_code != 200:
                 errors.append(f"{r.status_code} {r.text[:100]}")
@@ -121,7 +124,10 @@ def main() -> int:
         for url in targets.values():
             drive(url, 2, 2)  # warm-up: models, connections
         results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+        overhead: dict[str, list[float]] = {}
         for _ in range(args.rounds):
+            for name in ("worker 1 directly", "HAProxy, 1 worker"):  # a request that costs the worker ~nothing
+                overhead.setdefault(name, []).append(p(drive(targets[name], 1, args.seconds / 2, cheap=True)[1], 0.5))
             for clients in (1, args.clients):
                 for name, url in targets.items():
                     rate, lat = drive(url, clients, args.seconds)
@@ -140,6 +146,9 @@ def main() -> int:
         direct = statistics.median(r[1] for r in results[("worker 1 directly", clients)])
         proxied = statistics.median(r[1] for r in results[("HAProxy, 1 worker", clients)])
         print(f"HAProxy adds {proxied - direct:+.1f} ms to the p50 at {clients} client(s)")
+    cheap = {name: statistics.median(values) for name, values in overhead.items()}
+    print(f"GET /api/classify/labels, 1 client, p50: directly {cheap['worker 1 directly']:.2f} ms, through HAProxy "
+          f"{cheap['HAProxy, 1 worker']:.2f} ms: HAProxy adds {cheap['HAProxy, 1 worker'] - cheap['worker 1 directly']:+.2f} ms")
     one = statistics.median(r[0] for r in results[("HAProxy, 1 worker", args.clients)])
     three = statistics.median(r[0] for r in results[("HAProxy, 3 workers", args.clients)])
     print(f"3 workers / 1 worker throughput at {args.clients} clients: {three / one:.2f}x "
