@@ -7,7 +7,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from .config import ConfigError, HostConfig, validate_module_settings
 from .context import Context
@@ -169,11 +169,16 @@ class Host:
         rec = self.records[name]
         assert rec.instance is not None
         current = rec.instance.settings
-        frozen = [k for k in changes if k in current.load_time_fields()
-                  and changes[k] != getattr(current, k)]
+        frozen = [k for k in changes if k in current.load_time_fields() and changes[k] != getattr(current, k)]
         if frozen:
             raise Invalid(f"{', '.join(frozen)}: applies at load time only; set it in plugins.toml and restart",
                           details=[{"loc": [k], "msg": "load-time setting"} for k in frozen])
+        locked = [] if self.server.allow_remote_settings else \
+            [k for k in changes if k in current.sensitive_fields() and not _same(getattr(current, k), changes[k])]
+        if locked:
+            raise Invalid(f"{', '.join(locked)}: names a URL or holds a secret, so it is set in plugins.toml; the "
+                          "API changes it only with allow_remote_settings = true in [server]",
+                          details=[{"loc": [k], "msg": "remote change refused"} for k in locked])
         try:
             new = type(current).model_validate({**current.model_dump(), **changes})
         except ValidationError as exc:
@@ -196,3 +201,10 @@ class Host:
                 except Exception:
                     log.exception("module %s failed to unload", name)
                 rec.state = "unloaded"
+
+
+def _same(current: Any, sent: Any) -> bool:
+    """Whether a settings form sent back the current value (a secret comes back as its mask or itself)."""
+    if isinstance(current, SecretStr):
+        return sent in (str(current), current.get_secret_value())
+    return bool(sent == current)

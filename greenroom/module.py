@@ -15,6 +15,11 @@ LOAD_TIME = {"x-load-time": True}
 """``json_schema_extra`` marker for settings that only take effect when the module loads."""
 
 
+SENSITIVE = {"x-sensitive": True}
+"""``json_schema_extra`` marker for settings that name a URL the server fetches or hold a secret: the
+settings API changes them only when the server's ``allow_remote_settings`` is on."""
+
+
 def load_time_field(default: Any, description: str, **kwargs: Any) -> Any:
     """A pydantic ``Field`` that the schema marks as applying at load time only."""
     return Field(default, description=description, json_schema_extra=LOAD_TIME, **kwargs)
@@ -27,8 +32,17 @@ class ModuleSettings(BaseModel):
 
     @classmethod
     def load_time_fields(cls) -> list[str]:
+        return cls._marked("x-load-time")
+
+    @classmethod
+    def sensitive_fields(cls) -> list[str]:
+        """Fields marked with :data:`SENSITIVE` (URLs the server fetches, secrets)."""
+        return cls._marked("x-sensitive")
+
+    @classmethod
+    def _marked(cls, marker: str) -> list[str]:
         return [name for name, f in cls.model_fields.items()
-                if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get("x-load-time")]
+                if isinstance(f.json_schema_extra, dict) and f.json_schema_extra.get(marker)]
 
 
 class ComputeSettings(ModuleSettings):

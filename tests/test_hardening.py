@@ -125,6 +125,18 @@ def test_pages_of_other_origins_cannot_change_anything(hard):
     assert requests.post(target, data=b'{"time_budget_s": 3}', timeout=30).status_code == 200  # curl: no Origin
 
 
+def test_urls_and_secrets_are_not_settings_the_api_changes(hard, fakes):
+    target = hard.url + "/api/modules/websearch/settings"
+    for change in ({"brave_url": "http://attacker.example/steal"}, {"searxng_url": "http://127.0.0.1:22"},
+                   {"brave_api_key": "guessed"}, {"engine_options": {"x": {"url": "http://10.0.0.1"}}}):
+        reply = requests.post(target, json=change, timeout=30)
+        assert reply.status_code == 422 and "allow_remote_settings" in reply.json()["error"], (change, reply.text)
+    values = requests.get(hard.url + "/api/modules/websearch/schema", timeout=30).json()["values"]
+    assert values["searxng_url"] == fakes.url("searxng") and values["brave_api_key"] == "**********"
+    assert requests.post(target, json=values, timeout=30).status_code == 200  # a settings form sent back whole
+    assert requests.post(target, json={"max_results": 7}, timeout=30).status_code == 200
+
+
 def test_other_host_names_are_refused(hard):
     for host in ("attacker.example", f"attacker.example:{hard.port}", "localhost.attacker.example"):
         reply = requests.get(hard.url + "/api/modules", headers={"Host": host}, timeout=30)

@@ -394,7 +394,7 @@ def test_live_settings_change_engines_and_reject_unknown_names(client_with, fake
     bad = client.post("/api/modules/websearch/settings", json={"sillytavern_google": "yahoo"})
     assert bad.status_code == 422 and "sillytavern_google: unknown engine 'yahoo'" in bad.json["error"]
     bad = client.post("/api/modules/websearch/settings", json={"engine_options": {"searxng": {"timeout_s": -1}}})
-    assert bad.status_code == 422 and "engine_options.searxng.timeout_s" in bad.json["error"]
+    assert bad.status_code == 422 and "allow_remote_settings" in bad.json["error"]  # may hold URLs and keys
     assert search(client, "fresh2").json["engine"] == "brave"  # the rejected changes did not apply
 
 

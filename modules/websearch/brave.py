@@ -5,6 +5,8 @@ import os
 
 from pydantic import Field, SecretStr
 
+from greenroom.module import SENSITIVE
+
 from .engines import (Engine, EngineError, EngineSettings, Hit, Query, json_object, raise_for_status,
                       text_field)
 from .text import html_to_text
@@ -15,8 +17,9 @@ PAGE_SIZE = 20  # the API's maximum 'count'
 
 class BraveSettings(EngineSettings):
     url: str = Field("https://api.search.brave.com/res/v1/web/search", pattern=r"^https?://\S+$",
+                     json_schema_extra=SENSITIVE,
                      description="The web search endpoint of the Brave Search API.")
-    api_key: SecretStr = Field("", validate_default=True,
+    api_key: SecretStr = Field("", validate_default=True, json_schema_extra=SENSITIVE,
                                description=f"Subscription token (X-Subscription-Token). Empty: read {KEY_ENV}; "
                                            "if that is unset too, the engine is off.")
     timeout_s: float = Field(5.0, gt=0, le=120, description="Give up on one answer after this many seconds.")

@@ -7,6 +7,8 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 from pydantic import Field
 
+from greenroom.module import SENSITIVE
+
 from .engines import (Engine, EngineMalformed, EngineRateLimited, EngineSettings, Hit, Query,
                       raise_for_status, retry_after_s)
 from .text import html_to_text
@@ -16,7 +18,7 @@ BLOCKED_STATUSES = (202, 403, 418)  # DuckDuckGo's ways of saying "slow down" be
 
 
 class DuckDuckGoSettings(EngineSettings):
-    url: str = Field("https://html.duckduckgo.com/html/", pattern=r"^https?://\S+$",
+    url: str = Field("https://html.duckduckgo.com/html/", pattern=r"^https?://\S+$", json_schema_extra=SENSITIVE,
                      description="DuckDuckGo's HTML endpoint (the form is POSTed to it).")
     region: str = Field("", pattern=r"^([a-z]{2}-[a-z]{2})?$",
                         description="Region code (DuckDuckGo's 'kl'), e.g. 'us-en' or 'de-de'; empty: no region.")

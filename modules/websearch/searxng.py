@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from greenroom.module import SENSITIVE
+
 from .engines import Engine, EngineError, EngineSettings, Hit, Query, json_object, raise_for_status, text_field
 from .text import one_line
 
@@ -10,7 +12,7 @@ SAFESEARCH = {"off": "0", "moderate": "1", "strict": "2"}
 
 
 class SearxngSettings(EngineSettings):
-    url: str = Field("", pattern=r"^(https?://\S+)?$",
+    url: str = Field("", pattern=r"^(https?://\S+)?$", json_schema_extra=SENSITIVE,
                      description="Base URL of a SearXNG instance with the JSON format enabled, e.g. "
                                  "'http://127.0.0.1:8888'. Empty: the engine is off.")
     engines: str = Field("", max_length=500,

@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from greenroom import ModuleSettings
+from greenroom.module import SENSITIVE
 from greenroom.errors import describe_validation_error
 
 from .brave import BraveEngine
@@ -64,7 +65,8 @@ WebSearchSettings = create_model(
     "WebSearchSettings", __base__=GeneralSettings, __doc__="Settings of the websearch module.",
     **_flat_fields(BUILTIN_ENGINES),
     engine_options=(dict[str, dict[str, Any]], Field(
-        {}, description="Options of engines added by plugins, as [modules.websearch.engine_options.<engine>] "
+        {}, json_schema_extra=SENSITIVE,
+        description="Options of engines added by plugins, as [modules.websearch.engine_options.<engine>] "
                         "tables; for built-in engines they override the flat <engine>_<option> keys.")),
 )
 
