@@ -160,6 +160,18 @@ def test_a_client_chosen_id_sticks_to_the_worker_that_created_it(cluster):
 
 
 @pytest.mark.slow
+def test_calls_naming_no_instance_stick_to_the_default_instance(cluster):
+    """Stock SillyTavern: one avatar, no ids; its calls all reach the worker that holds the default instance."""
+    r = requests.post(cluster.url + "/api/talkinghead/load", data={"character": "lambda_01"}, timeout=120)
+    assert r.status_code == 200 and r.headers["X-Instance-Id"] == "default", r.text
+    worker = r.headers[WORKER]
+    for _ in range(6):
+        r = requests.post(cluster.url + "/api/talkinghead/set_emotion", json={"emotion_name": "joy"}, timeout=30)
+        assert (r.status_code, r.text, r.headers[WORKER]) == (200, "emotion set to joy", worker)
+    assert requests.get(cluster.url + "/api/talkinghead/unload", timeout=30).headers[WORKER] == worker
+
+
+@pytest.mark.slow
 def test_ids_that_disagree_are_refused_naming_instance_id(cluster):
     r = requests.post(cluster.url + "/api/talkinghead/set_emotion", params={"instance_id": "alice"},
                       headers={"X-Instance-Id": "bob"}, json={"emotion_name": "joy"}, timeout=30)
