@@ -187,3 +187,31 @@ def test_dehyphenate_and_translate_name_the_missing_model(make_config):
     assert "language model" in dehyphenate.json["error"] and "PyPI" in dehyphenate.json["error"]
     translate = client.post("/api/translate", json={"text": "Hello.", "source_lang": "en", "target_lang": "fi"})
     assert translate.status_code == 503 and "translation model" in translate.json["error"]
+
+
+def test_available_filters_in_ravens_notation(make_config):
+    from greenroom_modules.postprocessor import describe_filters
+    client = create_app(make_config(enable=["raven"])).test_client()
+    filters = client.get("/api/avatar/get_available_filters").json["filters"]
+    ours = {f["name"]: f for f in describe_filters()}
+    assert [name for name, _ in filters] == [f["name"] for f in describe_filters()]
+    kinds = set()
+    for name, spec in filters:
+        assert set(spec) == {"defaults", "ranges", "docstring"} and spec["docstring"] == ours[name]["description"]
+        assert set(spec["defaults"]) == set(spec["ranges"]) == {p["name"] for p in ours[name]["params"]}
+        for param, rng in spec["ranges"].items():
+            default = spec["defaults"][param]
+            if rng == ["!RGB"]:
+                kinds.add("rgb")
+                assert len(default) == 3
+            elif all(isinstance(v, bool) for v in rng):  # JSON true/false, not 0.0/1.0
+                assert rng == [False, True]
+                kinds.add("bool")
+                assert isinstance(default, bool)
+            elif all(isinstance(v, str) for v in rng):
+                kinds.add("choice")
+                assert default in rng
+            else:
+                kinds.add("number")
+                assert rng[0] <= default <= rng[1]
+    assert kinds == {"rgb", "bool", "choice", "number"}

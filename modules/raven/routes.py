@@ -205,3 +205,28 @@ def sanitize_dehyphenate(module: "Raven"):
             responses={503: "No translation model"})
 def translate(module: "Raven"):
     missing_model("translate")
+
+
+def raven_range(param: dict[str, Any]) -> list[Any]:
+    """A parameter's range in Raven's notation: [min, max], the choices, [False, True], ["!RGB"] for a colour,
+    ["!ignore"] for anything a settings GUI should not offer."""
+    kind = param["type"]
+    if kind in ("float", "int") and "min" in param and "max" in param:
+        return [param["min"], param["max"]]
+    if kind == "choice":
+        return list(param["choices"])
+    if kind == "bool":
+        return [False, True]
+    if kind == "color":
+        return ["!RGB"]
+    return ["!ignore"]
+
+
+@routes.api("/api/avatar/get_available_filters", tags=["raven"],
+            summary="Raven: the postprocessor's filters as [[name, {defaults, ranges, docstring}], ...]")
+def avatar_get_available_filters(module: "Raven"):
+    from greenroom_modules.postprocessor import describe_filters
+    return jsonify({"filters": [[f["name"], {"defaults": {p["name"]: p["default"] for p in f["params"]},
+                                             "ranges": {p["name"]: raven_range(p) for p in f["params"]},
+                                             "docstring": f["description"]}]
+                                for f in describe_filters()]})
