@@ -137,6 +137,21 @@ def test_urls_and_secrets_are_not_settings_the_api_changes(hard, fakes):
     assert requests.post(target, json={"max_results": 7}, timeout=30).status_code == 200
 
 
+def test_api_keys_only_go_to_their_start_up_host(tmp_path, fakes):
+    """Even with allow_remote_settings, the Brave key is never sent to another host."""
+    config = write_config(tmp_path / "plugins.toml", {"allow_remote_settings": True}, {"websearch": fakes.settings()})
+    proc = ServerProcess(["--config", str(config), "--enable-modules=websearch"], log_path=tmp_path / "server.log")
+    try:
+        target = proc.url + "/api/modules/websearch/settings"
+        moved = requests.post(target, json={"brave_url": "http://attacker.example/steal"}, timeout=30)
+        assert moved.status_code == 422 and "only sent to 127.0.0.1" in moved.json()["error"], moved.text
+        same_host = fakes.url("brave").replace("/res/", "/res/../res/")
+        assert requests.post(target, json={"brave_url": same_host}, timeout=30).status_code == 200
+        assert requests.post(target, json={"searxng_url": fakes.url("searxng")}, timeout=30).status_code == 200
+    finally:
+        proc.stop()
+
+
 def test_other_host_names_are_refused(hard):
     for host in ("attacker.example", f"attacker.example:{hard.port}", "localhost.attacker.example"):
         reply = requests.get(hard.url + "/api/modules", headers={"Host": host}, timeout=30)

@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 from typing import Any
+from urllib.parse import urlsplit
 
 from greenroom import Compute, Context, Error, Invalid, Module, ModuleSettings, Resources
 
@@ -50,6 +51,7 @@ class WebSearch(Module):
         self.engine_origin: dict[str, str] = {}
         self.states: dict[str, EngineState] = {}
         self.searcher: Searcher | None = None
+        self.key_hosts: dict[str, str] = {}
         self._swap_lock = threading.Lock()
 
     def load(self, compute: Compute) -> None:
@@ -59,6 +61,7 @@ class WebSearch(Module):
             self.searcher = self._build(self.settings)
         except SettingsProblem as exc:
             raise ValueError(f"[modules.websearch] {exc}") from None
+        self.key_hosts = self._key_hosts(self.settings)  # an API key only ever goes where it went at start-up
         if not self.searcher.usable:
             problems = "; ".join(f"{n}: {e.problem()}" for n, e in self.searcher.engines.items()
                                  if n in self.settings.engines and e.problem())
@@ -85,7 +88,19 @@ class WebSearch(Module):
             self.states.setdefault(name, EngineState())
         return Searcher(settings, engines, self.states)
 
+    def _key_hosts(self, settings: ModuleSettings) -> dict[str, str]:
+        """The host each engine with an API key sends it to (engines whose options have url and api_key)."""
+        options = {name: engine_settings(settings, cls) for name, cls in self.engine_classes.items()}
+        return {name: (urlsplit(o.url).hostname or "").lower() for name, o in options.items()
+                if hasattr(o, "url") and hasattr(o, "api_key")}
+
     def apply_settings(self, settings: ModuleSettings) -> None:
+        moved = {name: host for name, host in self._key_hosts(settings).items()
+                 if self.key_hosts.get(name, host) != host}
+        if moved:
+            raise Invalid("; ".join(f"{name}_url: {name}'s API key is only sent to {self.key_hosts[name]}, the host "
+                                    f"configured at start-up, not {host}; change it in plugins.toml and restart"
+                                    for name, host in moved.items()))
         try:
             searcher = self._build(settings)
         except SettingsProblem as exc:
