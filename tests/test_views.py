@@ -10,7 +10,7 @@ from flask import Flask, jsonify
 from greenroom import Module
 from greenroom.views import Routes
 
-BUILTINS = ("classify", "embeddings", "imagefx", "nlp", "stt", "talkinghead", "tts", "websearch")
+BUILTINS = ("classify", "embeddings", "imagefx", "nlp", "raven", "stt", "talkinghead", "tts", "websearch")
 
 
 def counter_routes() -> Routes:

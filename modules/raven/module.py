@@ -5,9 +5,6 @@ It owns no model. Every route reaches another module through the typed services 
 """
 from __future__ import annotations
 
-import functools
-from typing import Any
-
 from greenroom import Module
 
 from .settings import RavenSettings
@@ -20,11 +17,3 @@ class Raven(Module):
     Settings = RavenSettings
     advertise_name = False
     """SillyTavern has no use for the name; Raven clients get their own list (see routes.raven_modules)."""
-
-    def blueprint(self) -> Any:
-        """The routes, plus the two Raven calls that share a path with Greenroom's own routes
-        (``GET /api/modules``, ``POST /api/tts/speak``): a request hook answers those for Raven clients only."""
-        from .routes import intercept  # Flask: only where routes are built
-        bp = super().blueprint()
-        bp.before_app_request(functools.partial(intercept, self))
-        return bp

@@ -90,8 +90,10 @@ def encode_vectors(vectors: Any) -> dict[str, Any]:
 
 # -- the hook for the shared paths -----------------------------------------------------------------
 
+@routes.hook("before_app_request")
 def intercept(module: "Raven") -> Response | None:
-    """Answer Raven's own forms of /api/modules and /api/tts/speak; None lets the usual route answer.
+    """Answer Raven's own forms of /api/modules and /api/tts/speak (they share a path with Greenroom's
+    routes); None lets the usual route answer.
 
     It runs before the host's key check, so an unauthorised request is left alone (the host answers 401)."""
     if not module.context.is_loaded(module.name) or not _authorised():

@@ -41,13 +41,6 @@ class Talkinghead(Module):
         self._base_templates: dict[str, np.ndarray] = {}
         self.posing = PoseService(self)  # the pose editor's renders: cached, coalesced per channel
 
-    def blueprint(self) -> Any:
-        """The routes, each reply naming the instance it concerns in ``X-Instance-Id`` (load balancers stick by it)."""
-        from .request import name_instance  # Flask: only where routes are built
-        bp = super().blueprint()
-        bp.after_request(name_instance)
-        return bp
-
     # -- lifecycle -------------------------------------------------------------------------------
 
     def load(self, compute: Compute) -> None:

@@ -65,7 +65,7 @@ def concerns(instance_id: str | None) -> None:
     g.instance_id = instance_id or DEFAULT_ID
 
 
-def name_instance(response: Response) -> Response:
+def name_instance(_module: "Talkinghead", response: Response) -> Response:
     """after_request: ``X-Instance-Id`` on every reply that concerns an instance (see :func:`concerns`)."""
     instance_id = g.get("instance_id")
     if instance_id is not None:

@@ -25,7 +25,7 @@ from . import pose_routes, speech_routes
 from .images import ImageError, character_names, load_named, load_upload
 from .manager import DEFAULT_ID
 from .request import (NOT_FOUND, InstanceQuery, concerns, instance_errors, instance_from_request, loaded_manager,
-                      parse_instance_id, plain, refuse_new_while_draining, requested_instance_id)
+                      name_instance, parse_instance_id, plain, refuse_new_while_draining, requested_instance_id)
 from .schemas import (FEED, LOAD_FORM, EmotionBody, FreeformBody, HintBody, InstanceBody, LoadReply,
                       ModifyOverridesBody, OverridesBody)
 from .settings import SettingsError, merge_settings
@@ -38,6 +38,7 @@ log = logging.getLogger("greenroom.talkinghead")
 PAUSED_KEEPALIVE_SECONDS = 1.0
 
 routes = Routes(include=(pose_routes.routes, speech_routes.routes))
+routes.hook("after_request")(name_instance)  # X-Instance-Id on replies: load balancers stick by it
 
 
 # -- SillyTavern's calls -------------------------------------------------------------------------
