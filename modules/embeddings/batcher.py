@@ -3,8 +3,9 @@
 A model call on a CPU or GPU costs little more for 16 sentences than for one, so concurrent small
 requests are queued, merged while the previous call runs (plus an optional short window), encoded
 together and split back to their callers. A big request is cut into calls of at most ``max_batch``
-texts and ``max_tokens`` tokens; after each call it goes to the back of the line, so a small request
-that arrives meanwhile waits for one call, not for the whole big one.
+texts and ``max_tokens`` tokens; after each call it goes to the back of the line, and requests that
+have not started yet go first, so a small request that arrives meanwhile waits for the call in
+progress, not for the whole big one.
 """
 from __future__ import annotations
 
@@ -143,10 +144,14 @@ class DynamicBatcher:
         return texts >= self.max_batch or (self.max_tokens is not None and tokens >= self.max_tokens)
 
     def _take(self) -> list[Slice]:
-        """The next call: texts from the pending jobs in line order, within both limits (one text at least)."""
+        """The next call, within both limits (one text at least): requests not yet started first, all of them
+        that fit; a request already under way only when the call would otherwise be empty, so a small request
+        that arrives during a big one waits for the call in progress, not for another share of the big one."""
         slices: list[Slice] = []
         count = tokens = 0
-        for job in self._pending:
+        for job in sorted(self._pending, key=lambda j: j.taken > 0):  # stable: line order within each group
+            if job.taken and slices:
+                break
             start = end = job.taken
             while end < len(job.texts) and count < self.max_batch and \
                     (self.max_tokens is None or not count or tokens + job.costs[end] <= self.max_tokens):
