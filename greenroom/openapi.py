@@ -12,13 +12,25 @@ ERROR_SCHEMA = {
     "properties": {"error": {"type": "string", "description": "What went wrong, naming the field or problem."}},
     "required": ["error"],
 }
+OPENAI_ERROR_SCHEMA = {
+    "type": "object",
+    "description": "OpenAI's error shape, answered by every /v1 route.",
+    "properties": {"error": {"type": "object", "required": ["message", "type"], "properties": {
+        "message": {"type": "string", "description": "What went wrong, naming the field or problem."},
+        "type": {"type": "string", "description": "invalid_request_error, authentication_error, ..."},
+        "param": {"type": ["string", "null"], "description": "The field at fault, when there is one."},
+        "code": {"type": ["string", "null"], "description": "model_not_found, invalid_api_key, ..."}}}},
+    "required": ["error"],
+}
+ERROR_SCHEMAS = {"/": "Error", "/v1/": "OpenAIError"}
+"""The error schema by route prefix, longest first, as greenroom.http.ERROR_SHAPES answers them."""
 
 
 class _Schemas:
     """Collects pydantic schemas into ``components.schemas`` under unique names."""
 
     def __init__(self) -> None:
-        self.components: dict[str, Any] = {"Error": ERROR_SCHEMA}
+        self.components: dict[str, Any] = {"Error": ERROR_SCHEMA, "OpenAIError": OPENAI_ERROR_SCHEMA}
         self._names: dict[type[BaseModel], str] = {}
 
     def ref(self, model: type[BaseModel]) -> dict[str, str]:
@@ -54,9 +66,10 @@ def _response(spec: Any, schemas: _Schemas) -> dict[str, Any]:
     return {**spec, "content": content} if content else spec
 
 
-def _error(description: str) -> dict[str, Any]:
+def _error(description: str, path: str) -> dict[str, Any]:
+    name = ERROR_SCHEMAS[max((p for p in ERROR_SCHEMAS if path.startswith(p)), key=len)]
     return {"description": description,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}}
 
 
 def _operation(op: Operation, method: str, schemas: _Schemas, secure: bool, module_route: bool) -> dict[str, Any]:
@@ -78,14 +91,14 @@ def _operation(op: Operation, method: str, schemas: _Schemas, secure: bool, modu
     responses = {str(code): _response(spec, schemas) for code, spec in op.responses.items()} or {
         "200": {"description": "OK"}}
     if op.body is not None or op.query is not None or op.request_content is not None:
-        responses.setdefault("400", _error("Invalid request; the message names the field."))
+        responses.setdefault("400", _error("Invalid request; the message names the field.", path))
     if op.body is not None or op.request_content is not None:
-        responses.setdefault("413", _error("Request body larger than the server's limit."))
+        responses.setdefault("413", _error("Request body larger than the server's limit.", path))
     if secure and op.auth:
-        responses.setdefault("401", _error('Missing or wrong API key: {"error": "401: Invalid API key"}.'))
+        responses.setdefault("401", _error('Missing or wrong API key: {"error": "401: Invalid API key"}.', path))
     if module_route:
-        responses.setdefault("403", _error("The module is installed but not enabled."))
-        responses.setdefault("503", _error("The module failed to load, or the server is busy."))
+        responses.setdefault("403", _error("The module is installed but not enabled.", path))
+        responses.setdefault("503", _error("The module failed to load, or the server is busy.", path))
     doc["responses"] = responses
     if secure and op.auth:
         doc["security"] = [{"bearer": []}]
