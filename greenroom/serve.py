@@ -59,7 +59,8 @@ class _JsonErrorTask(ErrorTask):
         message = f"{error.reason}: {error.body}"
         if error.code == 413:
             message += " bytes (the server's max_content_length_mb)"
-        body = json.dumps(error_body(Error(error.code, message), self.request.path or "/")).encode("utf-8")
+        path = getattr(self.request, "path", None) or "/"  # a request line too broken to parse has none
+        body = json.dumps(error_body(Error(error.code, message), path)).encode("utf-8")
         self.status = f"{error.code} {error.reason}"
         self.response_headers.append(("Content-Type", "application/json"))
         self.set_close_on_finish()

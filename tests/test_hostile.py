@@ -405,3 +405,24 @@ def test_exempt_routes_cannot_reach_other_routes(server):
     status, _, body = raw(server, "OPTIONS", "/api/modules", {"Origin": "http://evil.example",
                                                               "Access-Control-Request-Method": "GET"})
     assert status == 200 and body == b""
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /api/modules HTTP/1.1\r\nHost: 127.0.0.1\r\nBroken header line\r\n\r\n",
+    b"GET /api/modules HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: nope\r\n\r\n",
+    b"\x00\x01garbage\r\n\r\n",
+])
+def test_requests_waitress_cannot_parse_get_a_json_error(server, request_bytes):
+    """Waitress answers these itself, before any route; the answer is JSON and the log holds no traceback
+    (a request line too broken to parse has no path to choose the error's shape by)."""
+    import socket
+    with socket.create_connection(("127.0.0.1", server.proc.port), timeout=30) as sock:
+        sock.sendall(request_bytes)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    assert 400 <= status < 500, reply[:300]
+    assert b"application/json" in head.lower(), head
+    assert "error" in json.loads(body), body
