@@ -16,7 +16,6 @@ import argparse
 import io
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.latency import client_latencies  # noqa: E402
 from tests.server_process import ServerProcess  # noqa: E402
 
 PASSAGE = ("The old lighthouse stood at the edge of the cliff. Every night its lamp swept across the dark water. "
@@ -70,24 +70,8 @@ def run_http(url: str, audio: bytes, server: psutil.Process) -> tuple[float, flo
 
 
 def latencies(url: str, audio: bytes, clients: int, each: int) -> list[float]:
-    out: list[float] = []
-    lock = threading.Lock()
-
-    def client() -> None:
-        with requests.Session() as s:
-            for _ in range(each):
-                t0 = time.perf_counter()
-                s.post(url + "/v1/audio/transcriptions", files={"file": ("short.wav", audio)},
-                       timeout=600).raise_for_status()
-                with lock:
-                    out.append(time.perf_counter() - t0)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
+    return client_latencies(lambda s: s.post(url + "/v1/audio/transcriptions", files={"file": ("short.wav", audio)},
+                                             timeout=600).raise_for_status(), clients, each)
 
 
 def p99(values: list[float]) -> float:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.latency import client_latencies  # noqa: E402
 from tests.server_process import ServerProcess  # noqa: E402
 
 TEXT = ("The old lighthouse stood at the edge of the cliff. Every night its lamp swept across the dark water. "
@@ -129,24 +129,9 @@ def set_streaming(url: str, on: bool) -> None:
 
 
 def latencies(url: str, clients: int, each: int) -> list[float]:
-    out: list[float] = []
-    lock = threading.Lock()
-
-    def client() -> None:
-        with requests.Session() as s:
-            for _ in range(each):
-                t0 = time.perf_counter()
-                s.post(url + "/v1/audio/speech", json={"input": SHORT, "voice": VOICE, "response_format": "wav"},
-                       timeout=300).raise_for_status()
-                with lock:
-                    out.append(time.perf_counter() - t0)
-
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return out
+    body = {"input": SHORT, "voice": VOICE, "response_format": "wav"}
+    return client_latencies(lambda s: s.post(url + "/v1/audio/speech", json=body, timeout=300).raise_for_status(),
+                            clients, each)
 
 
 def main() -> None:
