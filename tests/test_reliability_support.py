@@ -291,7 +291,7 @@ Left out: negative_data_rejection and positive_data_acceptance. Parsing is delib
 (pydantic's lax mode: SillyTavern sends 25.0 for an int) and some rules cannot be written in JSON
 Schema (a role must exist, a voice must be installed), so those two would flag intended behaviour."""
 
-ENDLESS = ("/api/talkinghead/result_feed",)
+ENDLESS = ("/api/talkinghead/result_feed", "/api/avatar/result_feed")
 """Endless streams never end by themselves; tests/test_faults.py and test_hostile.py cover them."""
 
 

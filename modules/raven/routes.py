@@ -27,10 +27,12 @@ from greenroom_modules.nlp.contract import NaturalLanguage
 from greenroom_modules.tts.contract import AudioFormat, Speech, WordTiming
 from greenroom_modules.websearch.contract import WebSearching
 
+from . import avatar
+
 if TYPE_CHECKING:
     from .module import Raven
 
-routes = Routes()
+routes = Routes(include=(avatar.routes,))
 T = TypeVar("T")
 
 RAVEN_NAMES = {"nlp": "natlang", "tts": "tts"}

@@ -18,10 +18,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
+
+from greenroom_modules.postprocessor.upscale import output_size
 
 from . import encoding
 from .animator import Animator
@@ -30,6 +32,8 @@ from .settings import AnimatorSettings
 
 log = logging.getLogger("greenroom.talkinghead")
 TORCH_THREADS = torch.get_num_threads()
+PAUSED_KEEPALIVE_SECONDS = 1.0
+"""How often a feed re-sends the last frame of a paused instance."""
 
 
 class Timer:
@@ -57,6 +61,10 @@ class Encoded:
     width: int
     height: int
     rendered_seq: int
+    full_size: tuple[int, int]
+    """(width, height) of the frame had it not been cropped (after upscaling)."""
+    crop: tuple[float, float, float, float] | None
+    """The kept region as (left, top, right, bottom) fractions of ``full_size``; None when not cropped."""
 
 
 class Instance:
@@ -250,7 +258,7 @@ class Instance:
             if seq == last_seq and not refresh and settings is last_settings:
                 continue
             t0 = time.perf_counter()
-            self._publish(self._finish(frame, settings, postprocessor), settings, seq)
+            self._publish(self._finish(frame, settings, postprocessor), settings, seq, frame.shape[:2])
             self.timers["frame"].add(time.perf_counter() - t0)
             last_seq, last_settings = seq, settings
 
@@ -275,14 +283,19 @@ class Instance:
         self.timers["postprocess"].add(time.perf_counter() - t0)
         return frame if result is None else result
 
-    def _publish(self, rgba8: np.ndarray, settings: AnimatorSettings, rendered_seq: int) -> None:
+    def _publish(self, rgba8: np.ndarray, settings: AnimatorSettings, rendered_seq: int,
+                 rendered_size: tuple[int, int]) -> None:
         t0 = time.perf_counter()
         data = encoding.encode(rgba8, settings.format)
         self.timers["encode"].add(time.perf_counter() - t0)
+        h, w = rendered_size
+        box = crop_box(h, w, settings)
+        full_h, full_w = output_size(h, w, settings.upscale) if settings.upscale > 1.0 else (h, w)
+        crop = None if box is None else (box[0] / w, box[1] / h, box[2] / w, box[3] / h)
         with self._encoded_cond:
             self.frames_encoded += 1
             self._encoded = Encoded(self.frames_encoded, data, encoding.MIMETYPES[settings.format],
-                                    rgba8.shape[1], rgba8.shape[0], rendered_seq)
+                                    rgba8.shape[1], rgba8.shape[0], rendered_seq, (full_w, full_h), crop)
             if self.first_frame_at is None:
                 self.first_frame_at = time.monotonic()
             self._encoded_cond.notify_all()
@@ -325,15 +338,49 @@ class Instance:
         return out
 
 
-def _crop(frame: np.ndarray, s: AnimatorSettings) -> np.ndarray:
-    """EX crop units: the full width and height are 2.0."""
+def paced_frames(inst: Instance, stopping: threading.Event) -> Iterator[Encoded]:
+    """The latest frame of ``inst`` every 1/target_fps s (once a second while paused), until the instance
+    closes or ``stopping`` is set; never queue, never burst. Counted in ``inst.feeds`` while it runs."""
+    inst.feeds += 1
+    try:
+        next_send = time.monotonic()
+        while not inst.closed.is_set() and not stopping.is_set():
+            now = time.monotonic()
+            if now < next_send:
+                inst.closed.wait(min(next_send - now, 0.1))
+                continue
+            encoded = inst.latest()
+            if encoded is None:
+                inst.wait_frame(-1, 0.1)
+                continue
+            period = PAUSED_KEEPALIVE_SECONDS if inst.paused else 1.0 / inst.settings.target_fps
+            yield encoded
+            inst.frames_sent += 1
+            inst.touch()
+            next_send += period
+            if next_send < time.monotonic():  # a slow client: drop the missed ticks, never burst
+                next_send = time.monotonic()
+    finally:
+        inst.feeds -= 1
+
+
+def crop_box(height: int, width: int, s: AnimatorSettings) -> tuple[int, int, int, int] | None:
+    """The kept pixels (left, top, right, bottom) of a ``height`` x ``width`` frame, or None when the settings
+    crop nothing (or would leave under 8 pixels). EX crop units: the full width and height are 2.0."""
     if not (s.crop_left or s.crop_right or s.crop_top or s.crop_bottom):
-        return frame
-    h, w = frame.shape[:2]
-    left, right = int(w * s.crop_left / 2), w - int(w * s.crop_right / 2)
-    top, bottom = int(h * s.crop_top / 2), h - int(h * s.crop_bottom / 2)
+        return None
+    left, right = int(width * s.crop_left / 2), width - int(width * s.crop_right / 2)
+    top, bottom = int(height * s.crop_top / 2), height - int(height * s.crop_bottom / 2)
     if right - left < 8 or bottom - top < 8:
+        return None
+    return left, top, right, bottom
+
+
+def _crop(frame: np.ndarray, s: AnimatorSettings) -> np.ndarray:
+    box = crop_box(frame.shape[0], frame.shape[1], s)
+    if box is None:
         return frame
+    left, top, right, bottom = box
     return frame[top:bottom, left:right]
 
 

@@ -12,10 +12,12 @@ from greenroom import Compute, Context, Module, Resources
 from greenroom.module import WebPanel
 
 from . import pose as P
+from .contract import Avatars
 from .images import CHARACTERS, load_named
 from .manager import InstanceManager
 from .poser import SharedPoser, load_poser
 from .posing import PoseService
+from .service import AvatarService
 from .settings import ASSETS, TalkingheadSettings, merge_settings, server_defaults
 from .templates_store import TemplateStore
 
@@ -57,6 +59,7 @@ class Talkinghead(Module):
             log.info("talkinghead: one full pose takes %.3f s here; 'auto' mode means %s", seconds,
                      self.manager.resolve_mode(self.manager_defaults()))
         self.context.subscribe("classify.result", self._on_classified)
+        self.context.provide(Avatars, AvatarService(self))
 
     def unload(self) -> None:
         if self.manager is not None:

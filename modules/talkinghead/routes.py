@@ -23,6 +23,7 @@ from greenroom.views import Routes
 from . import pose as P
 from . import pose_routes, speech_routes
 from .images import ImageError, character_names, load_named, load_upload
+from .instance import PAUSED_KEEPALIVE_SECONDS, paced_frames
 from .manager import DEFAULT_ID
 from .request import (NOT_FOUND, InstanceQuery, concerns, instance_errors, instance_from_request, loaded_manager,
                       name_instance, parse_instance_id, plain, refuse_new_while_draining, requested_instance_id)
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
     from .settings import TalkingheadSettings
 
 log = logging.getLogger("greenroom.talkinghead")
-PAUSED_KEEPALIVE_SECONDS = 1.0
 
 routes = Routes(include=(pose_routes.routes, speech_routes.routes))
 routes.hook("after_request")(name_instance)  # X-Instance-Id on replies: load balancers stick by it
@@ -355,24 +355,5 @@ def _feed(module: "Talkinghead", instance_id: str | None) -> Iterator[bytes]:
                 yield _part(WAITING_FRAME, "image/png")
                 keepalive = time.monotonic() + PAUSED_KEEPALIVE_SECONDS
             stopping.wait(0.1)
-    inst.feeds += 1
-    try:
-        next_send = time.monotonic()
-        while not inst.closed.is_set() and not stopping.is_set():
-            now = time.monotonic()
-            if now < next_send:
-                inst.closed.wait(min(next_send - now, 0.1))
-                continue
-            encoded = inst.latest()
-            if encoded is None:
-                inst.wait_frame(-1, 0.1)
-                continue
-            period = PAUSED_KEEPALIVE_SECONDS if inst.paused else 1.0 / inst.settings.target_fps
-            yield _part(encoded.data, encoded.mimetype)
-            inst.frames_sent += 1
-            inst.touch()
-            next_send += period
-            if next_send < time.monotonic():  # a slow client: drop the missed ticks, never burst
-                next_send = time.monotonic()
-    finally:
-        inst.feeds -= 1
+    for encoded in paced_frames(inst, stopping):
+        yield _part(encoded.data, encoded.mimetype)
