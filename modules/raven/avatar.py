@@ -19,9 +19,11 @@ from flask import Response, jsonify, request
 from pydantic import BaseModel, Field
 
 from greenroom.api import parse_model, text
-from greenroom.errors import BadRequest, Error
+from greenroom.errors import BadRequest
 from greenroom.views import Routes
 from greenroom_modules.talkinghead.contract import MORPHS, Avatars, Frame
+
+from .common import needed
 
 if TYPE_CHECKING:
     from .module import Raven
@@ -86,10 +88,7 @@ OK = text('"OK", plus what was not rendered (cel names) or ignored (settings)')
 
 def avatars(module: "Raven") -> Avatars:
     """talkinghead's avatar service, or a 503 naming the module."""
-    service = module.context.service(Avatars)
-    if service is None or not module.context.is_loaded("talkinghead"):
-        raise Error(503, "module 'talkinghead' is not loaded; start the server with it enabled")
-    return service
+    return needed(module, Avatars, "talkinghead")
 
 
 def ok(notes: Iterable[str] = ()) -> Response:
