@@ -153,6 +153,7 @@ def renderer_line(stats: dict) -> str:
 def test_lifecycle_as_ravens_client_suite_runs_it(raven):
     """Raven's TestAvatar.test_avatar_lifecycle, with cels and Raven's full settings dict on top."""
     url, headers = raven
+    assert "avatar" in requests.get(f"{url}/api/modules", headers=headers, timeout=30).json()["modules"]
     blush = io.BytesIO()
     Image.new("RGBA", (512, 512), (255, 0, 0, 40)).save(blush, "PNG")
     reply = avatar_load(url, headers, cels={"blush1": blush.getvalue()})
@@ -163,9 +164,10 @@ def test_lifecycle_as_ravens_client_suite_runs_it(raven):
         ignored = ok(post_json(url, headers, "/api/avatar/load_animator_settings",
                                {"instance_id": instance_id, "animator_settings": RAVEN_SETTINGS}))
         assert "upscale_preset" in ignored and "metrics_enabled" in ignored
-        dropped = ok(post_json(url, headers, "/api/avatar/load_emotion_templates", {"instance_id": instance_id, "emotions": {
-            "surprise": {"eye_surprised_left_index": 1.0, "eye_surprised_right_index": 1.0, "sweat1": 0.5},
-            "joy": {"pose": {"eye_happy_wink_left_index": 1.0}, "cels": {"blush2": 1.0}}}}))
+        emotions = {"surprise": {"eye_surprised_left_index": 1.0, "eye_surprised_right_index": 1.0, "sweat1": 0.5},
+                    "joy": {"pose": {"eye_happy_wink_left_index": 1.0}, "cels": {"blush2": 1.0}}}
+        dropped = ok(post_json(url, headers, "/api/avatar/load_emotion_templates",
+                               {"instance_id": instance_id, "emotions": emotions}))
         assert "sweat1" in dropped and "blush2" in dropped
         ok(post_json(url, headers, "/api/avatar/start", {"instance_id": instance_id}))
         feed = RavenFeed(url, headers, instance_id)
@@ -247,7 +249,8 @@ def test_reload_overrides_and_errors(raven):
         assert feed.status_code == 404
         no_file = requests.post(f"{url}/api/avatar/load", headers=headers, files={"blush1": b"x"}, timeout=30)
         assert no_file.status_code == 400 and no_file.json()["field"] == "file"
-        not_image = requests.post(f"{url}/api/avatar/load", headers=headers, files={"file": b"not an image"}, timeout=30)
+        not_image = requests.post(f"{url}/api/avatar/load", headers=headers, files={"file": b"not an image"},
+                                  timeout=30)
         assert not_image.status_code == 400 and not_image.json()["field"] == "file"
         assert requests.post(f"{url}/api/avatar/start", json={"instance_id": first}, timeout=30).status_code == 401
     finally:

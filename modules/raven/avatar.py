@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping
 
 from flask import Response, jsonify, request
 from pydantic import BaseModel, Field
@@ -184,33 +184,23 @@ def avatar_load_animator_settings(module: "Raven", body: SettingsBody):
     return ok(avatars(module).load_settings(body.instance_id, with_crop_box(body.animator_settings)))
 
 
-@routes.api("/api/avatar/start", methods=["POST"], body=InstanceBody, tags=["raven"],
-            summary="Raven: start (resume) the animation", responses={200: OK, 404: NOT_FOUND})
-def avatar_start(module: "Raven", body: InstanceBody):
-    avatars(module).set_paused(body.instance_id, False)
-    return ok()
+def switch(name: str, summary: str, act: Callable[[Avatars, str], None]) -> None:
+    """A route ``/api/avatar/<name>`` taking ``{"instance_id"}``, answering ``OK``, doing ``act``."""
+    def view(module: "Raven", body: InstanceBody) -> Response:
+        act(avatars(module), body.instance_id)
+        return ok()
+    view.__name__ = view.__qualname__ = f"avatar_{name}"
+    routes.api(f"/api/avatar/{name}", methods=["POST"], body=InstanceBody, tags=["raven"], summary=summary,
+               responses={200: OK, 404: NOT_FOUND})(view)
 
 
-@routes.api("/api/avatar/stop", methods=["POST"], body=InstanceBody, tags=["raven"],
-            summary="Raven: pause the animation (feeds re-send the last frame once a second)",
-            responses={200: OK, 404: NOT_FOUND})
-def avatar_stop(module: "Raven", body: InstanceBody):
-    avatars(module).set_paused(body.instance_id, True)
-    return ok()
-
-
-@routes.api("/api/avatar/start_talking", methods=["POST"], body=InstanceBody, tags=["raven"],
-            summary="Raven: start the generic talking animation", responses={200: OK, 404: NOT_FOUND})
-def avatar_start_talking(module: "Raven", body: InstanceBody):
-    avatars(module).set_talking(body.instance_id, True)
-    return ok()
-
-
-@routes.api("/api/avatar/stop_talking", methods=["POST"], body=InstanceBody, tags=["raven"],
-            summary="Raven: stop the generic talking animation", responses={200: OK, 404: NOT_FOUND})
-def avatar_stop_talking(module: "Raven", body: InstanceBody):
-    avatars(module).set_talking(body.instance_id, False)
-    return ok()
+switch("start", "Raven: start (resume) the animation", lambda a, instance_id: a.set_paused(instance_id, False))
+switch("stop", "Raven: pause the animation (feeds re-send the last frame once a second)",
+       lambda a, instance_id: a.set_paused(instance_id, True))
+switch("start_talking", "Raven: start the generic talking animation",
+       lambda a, instance_id: a.set_talking(instance_id, True))
+switch("stop_talking", "Raven: stop the generic talking animation",
+       lambda a, instance_id: a.set_talking(instance_id, False))
 
 
 @routes.api("/api/avatar/set_emotion", methods=["POST"], body=EmotionBody, tags=["raven"],

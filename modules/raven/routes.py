@@ -4,7 +4,7 @@ Two of Raven's calls share a path with Greenroom's own routes, so :func:`interce
 them and leaves every other client to the usual route:
 
 - ``GET /api/modules`` from a Raven client (User-Agent in ``client_user_agents``) also lists Raven's names
-  for what is loaded (``natlang``, ``tts``). SillyTavern never gets a plain ``tts``: its XTTS provider
+  for what is loaded (``natlang``, ``tts``, ``avatar``). SillyTavern never gets a plain ``tts``: its XTTS provider
   would take it for an XTTS server.
 - ``POST /api/tts/speak`` with a ``get_metadata`` field (Raven's client always sends it; Greenroom's own
   request has no such field) answers raw audio with Raven's ``x-audio-duration`` and ``x-word-timestamps``.
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 routes = Routes(include=[stt_webfetch.routes, avatar.routes])
 
-RAVEN_NAMES = {"nlp": "natlang", "tts": "tts"}
+RAVEN_NAMES = {"nlp": "natlang", "tts": "tts", "talkinghead": "avatar"}
 """Greenroom module -> the name Raven's clients look for in /api/modules."""
 TTS_MODEL = "Kokoro-82M"
 """What both of the tts module's backends (onnx and torch) serve."""
