@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -38,6 +39,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.feed_parts import feed_parts  # noqa: E402
 from tests.server_process import ServerProcess  # noqa: E402
 
 TH = "/api/talkinghead"
@@ -58,21 +60,9 @@ class Feed:
         self.thread.start()
 
     def _run(self) -> None:
-        buf = bytearray()
-        for chunk in self.response.iter_content(65536):
-            buf += chunk
-            while True:
-                head = buf.find(b"\r\n\r\n")
-                if head < 0:
-                    break
-                headers = dict(line.split(b":", 1) for line in bytes(buf[:head]).split(b"\r\n")[1:])
-                headers = {k.strip().lower().decode(): v.strip().decode() for k, v in headers.items()}
-                end = head + 4 + int(headers["content-length"])
-                if len(buf) < end + 2:
-                    break
-                self.parts.append((time.monotonic(), hash(bytes(buf[head + 4:end])), headers.get("x-frame-seq")))
-                self.content_types.add(headers["content-type"])
-                del buf[:end + 2]
+        for headers, data in feed_parts(self.response):
+            self.parts.append((time.monotonic(), hash(data), headers.get("x-frame-seq")))
+            self.content_types.add(headers["content-type"])
             if self.stop.is_set():
                 break
         self.response.close()
@@ -183,6 +173,8 @@ def main() -> None:
     parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
                         help="a [modules.talkinghead] line for plugins.toml, e.g. background_idle=true (repeatable)")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once when piped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a killed bench still stops its server
     scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
     folder = Path(tempfile.mkdtemp(prefix="cpu-realtime-"))
     cache_dir = args.cache_dir or str(folder / "cache")

@@ -357,7 +357,7 @@ def _feed(module: "Talkinghead", instance_id: str | None, fmt: str | None) -> It
     stopping = module.context.stopping
     inst = None
     keepalive = 0.0
-    yield b"--frame\r\n"
+    opening = b"--frame\r\n"  # the first part's boundary (each part carries the next one's)
     while inst is None:  # SillyTavern may open the feed before its first load: a transparent frame until then
         if stopping.is_set() or module.manager is None:
             return
@@ -366,7 +366,8 @@ def _feed(module: "Talkinghead", instance_id: str | None, fmt: str | None) -> It
             if instance_id is not None:
                 return
             if time.monotonic() >= keepalive:
-                yield _part(WAITING_FRAME, "image/png")
+                yield opening + _part(WAITING_FRAME, "image/png")
+                opening = b""
                 keepalive = time.monotonic() + PAUSED_KEEPALIVE_SECONDS
             stopping.wait(0.1)
     inst.feeds += 1
@@ -378,7 +379,8 @@ def _feed(module: "Talkinghead", instance_id: str | None, fmt: str | None) -> It
                                    and time.monotonic() - sent_at < PAUSED_KEEPALIVE_SECONDS):
                 continue
             chosen = fmt or inst.settings.format
-            yield _part(encoded.data(chosen), encoding.MIMETYPES[chosen], encoded.seq)
+            yield opening + _part(encoded.data(chosen), encoding.MIMETYPES[chosen], encoded.seq)
+            opening = b""
             inst.frames_sent += 1
             inst.touch()
             last_seq, sent_at = encoded.seq, time.monotonic()
