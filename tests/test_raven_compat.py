@@ -137,8 +137,8 @@ def test_natlang_round_trip_through_a_blank_spacy_pipeline(raven):
     assert len(list(docs[0].sents)) == 2 and docs[1].text == "Another one."
     assert [t.text for t in docs[1]] == ["Another", "one", "."] and docs[1][1].dep_  # the parser ran
     vectors = items[0]["vectors"]
-    tensor = np.frombuffer(base64.b64decode(vectors["data"]), dtype="<f4").reshape(vectors["shape"])
-    assert vectors["dtype"] == "float32" and tensor.shape[0] == len(docs[0]) and np.abs(tensor).sum() > 0
+    tensor = np.frombuffer(base64.b64decode(vectors["b64"]), dtype="<f4").reshape(-1, vectors["dim"])
+    assert set(vectors) == {"dim", "b64"} and tensor.shape[0] == len(docs[0]) and np.abs(tensor).sum() > 0
 
 
 def test_natlang_single_text_without_vectors_and_bad_pipes(raven):
