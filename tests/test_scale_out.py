@@ -413,7 +413,7 @@ class SlowToUnload(Module):
 
 
 def test_a_stop_waits_a_bounded_time_for_modules_to_unload(make_config):
-    from greenroom.serve import _unload_within
+    from greenroom.server.serve import _unload_within
     app = create_app(make_config(enable=["slow_unload"]), plugins=[("slow", plugin(SlowToUnload))], discover=False)
     host = host_of(app)
     try:
