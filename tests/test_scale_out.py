@@ -30,7 +30,7 @@ from flask import Flask
 
 from greenroom import ApiError
 from greenroom.app import create_app, host_of
-from greenroom.draining import NOTICE_S, Drain
+from greenroom.server.draining import NOTICE_S, Drain
 from greenroom.errors import Busy
 from greenroom.module import Module
 from greenroom_modules.talkinghead.request import refuse_new_while_draining, requested_instance_id
@@ -381,7 +381,7 @@ def test_a_draining_worker_reloads_its_instances_but_creates_none():
 
 def test_the_drain_ends_at_its_timeout_or_once_idle_after_the_notice_time(monkeypatch):
     now = [100.0]
-    monkeypatch.setattr("greenroom.draining.time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr("greenroom.server.draining.time", SimpleNamespace(monotonic=lambda: now[0]))
     context = SimpleNamespace(draining="")
     drain = Drain(context, 30)
     assert not drain.over(busy=False)  # not started
@@ -396,7 +396,7 @@ def test_the_drain_ends_at_its_timeout_or_once_idle_after_the_notice_time(monkey
 
 
 def test_the_first_signal_drains_and_the_second_stops():
-    from greenroom.serve import _Signals, _Stop
+    from greenroom.server.serve import _Signals, _Stop
     drain = Drain(SimpleNamespace(draining=""), 30)
     signals = _Signals(drain)
     signals(signal.SIGTERM, None)
@@ -406,7 +406,7 @@ def test_the_first_signal_drains_and_the_second_stops():
 
 
 def test_without_a_drain_the_first_signal_stops_and_the_second_is_ignored():
-    from greenroom.serve import _Signals, _Stop
+    from greenroom.server.serve import _Signals, _Stop
     signals = _Signals()
     with pytest.raises(_Stop):
         signals(signal.SIGTERM, None)
@@ -424,7 +424,7 @@ class SlowToUnload(Module):
 
 
 def test_a_stop_waits_a_bounded_time_for_modules_to_unload(make_config):
-    from greenroom.serve import _unload_within
+    from greenroom.server.serve import _unload_within
     app = create_app(make_config(enable=["slow_unload"]), plugins=[("slow", plugin(SlowToUnload))], discover=False)
     host = host_of(app)
     try:
