@@ -159,6 +159,7 @@ async function uploadCharacter() {
 async function deleteInstance() {
   const id = state.instanceId;
   if (!id) return;
+  recovery.dropped = id;  // a check answering 404 meanwhile must not bring it back
   document.getElementById("feed").removeAttribute("src");
   await api("api/talkinghead/unload", {json: {instance_id: id}});
   state.instanceId = null;
@@ -188,8 +189,9 @@ async function refreshInstancePanels() {
 const uploads = new Map();  // instance id -> the picture uploaded into it (needed to create it again)
 let kept = null;            // the instance on stage as last read from the server: what re-creating restores
 const recovery = {
-  running: false, tries: [], gaveUp: null, feedDelay: 0,
-  reset() { this.tries = []; this.gaveUp = null; this.feedDelay = 0; },
+  running: false, tries: [], feedDelay: 0,
+  dropped: null,  // an instance the page deleted or gave up on: never re-created
+  reset() { this.tries = []; this.dropped = null; this.feedDelay = 0; },
 };
 
 /** Read what re-creating ``id`` needs: its character, emotion templates, animator settings, emotion, overrides. */
@@ -220,7 +222,7 @@ function onInstanceReply({path, method, status, instanceId}) {
 
 function watchInstance() {
   const id = state.instanceId;
-  if (!id || document.hidden || recovery.running || recovery.gaveUp === id) return;
+  if (!id || document.hidden || recovery.running || recovery.dropped === id) return;
   api("api/talkinghead/status", {query: {instance_id: id}}).catch(() => {});  // a 404 reaches onInstanceReply
 }
 
@@ -239,7 +241,7 @@ async function feedStopped() {
 }
 
 function instanceLost(id) {
-  if (recovery.running || recovery.gaveUp === id) return;
+  if (recovery.running || recovery.dropped === id) return;
   recovery.running = true;
   recreate(id).finally(() => { recovery.running = false; });
 }
@@ -265,7 +267,7 @@ async function recreate(id) {
       failure = err;
     }
   }
-  recovery.gaveUp = id;
+  recovery.dropped = id;
   const message = `Avatar ${id} is gone from the server and could not be created again ` +
     `(${failure ? errorText(failure) : "the server lost it again after each try"}). Pick a character and press Load.`;
   showMessage(message);
