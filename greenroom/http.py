@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from .context import CLIENT
 from .errors import BadRequest, Error, describe_validation_error
-from .openai_models import openai_error
+from .web.openai_models import openai_error
 
 log = logging.getLogger("greenroom.http")
 

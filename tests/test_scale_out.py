@@ -5,8 +5,9 @@ Checks: an avatar instance always reaches the worker holding it, wherever the re
 header, a client-chosen id learned from the reply); ten instances spread over the workers; classify
 spreads over all three; SIGTERM on one worker drains it (/health 503 with the reason, no new instances,
 its open feed keeps running) and loses no classify request, and afterwards its avatars get a 404 naming the
-instance; an emotion set saved through HAProxy, and a character put in the shared data folder, are seen by every
-worker. The drained worker must exit within EXIT_MARGIN_S of the drain timeout.
+instance, and loading one again under its id puts it on a live worker that its calls then reach; an emotion
+set saved through HAProxy, and a character put in the shared data folder, are seen by every worker. The
+drained worker must exit within EXIT_MARGIN_S of the drain timeout.
 The quick tests check the same rules in process: where a request names its instance, the drain's clock,
 /health while draining, the refusal of new instances, and that a stop gives up on a module whose unload hangs.
 """
@@ -29,7 +30,7 @@ from flask import Flask
 
 from greenroom import ApiError
 from greenroom.app import create_app, host_of
-from greenroom.draining import NOTICE_S, Drain
+from greenroom.server.draining import NOTICE_S, Drain
 from greenroom.errors import Busy
 from greenroom.module import Module
 from greenroom_modules.talkinghead.request import refuse_new_while_draining, requested_instance_id
@@ -307,6 +308,16 @@ def test_sigterm_drains_a_worker_and_loses_no_stateless_request(cluster):
     assert gone.status_code == 404 and gone.headers[WORKER] != victim
     assert gone.json()["instance_id"] == instance_id and instance_id in gone.json()["error"]
     assert classify(cluster.url).status_code == 200
+    # What the SillyTavern extension and the web page then do: load it again under the same id. The 404 taught
+    # HAProxy the worker that answered it; the new instance lives there and its calls stick to it.
+    again = requests.post(cluster.url + "/api/talkinghead/load", params={"instance_id": instance_id},
+                          data={"character": "lambda_00"}, timeout=120)
+    assert again.status_code == 200 and again.json()["created"], again.text
+    assert again.headers[WORKER] == gone.headers[WORKER]
+    for _ in range(3):
+        r = requests.post(cluster.url + "/api/talkinghead/set_emotion", headers={"X-Instance-Id": instance_id},
+                          json={"emotion_name": "joy"}, timeout=30)
+        assert (r.status_code, r.headers[WORKER]) == (200, again.headers[WORKER]), r.text
 
 
 def _alive(pid: int) -> bool:
@@ -370,7 +381,7 @@ def test_a_draining_worker_reloads_its_instances_but_creates_none():
 
 def test_the_drain_ends_at_its_timeout_or_once_idle_after_the_notice_time(monkeypatch):
     now = [100.0]
-    monkeypatch.setattr("greenroom.draining.time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr("greenroom.server.draining.time", SimpleNamespace(monotonic=lambda: now[0]))
     context = SimpleNamespace(draining="")
     drain = Drain(context, 30)
     assert not drain.over(busy=False)  # not started
@@ -385,7 +396,7 @@ def test_the_drain_ends_at_its_timeout_or_once_idle_after_the_notice_time(monkey
 
 
 def test_the_first_signal_drains_and_the_second_stops():
-    from greenroom.serve import _Signals, _Stop
+    from greenroom.server.serve import _Signals, _Stop
     drain = Drain(SimpleNamespace(draining=""), 30)
     signals = _Signals(drain)
     signals(signal.SIGTERM, None)
@@ -395,7 +406,7 @@ def test_the_first_signal_drains_and_the_second_stops():
 
 
 def test_without_a_drain_the_first_signal_stops_and_the_second_is_ignored():
-    from greenroom.serve import _Signals, _Stop
+    from greenroom.server.serve import _Signals, _Stop
     signals = _Signals()
     with pytest.raises(_Stop):
         signals(signal.SIGTERM, None)
@@ -413,7 +424,7 @@ class SlowToUnload(Module):
 
 
 def test_a_stop_waits_a_bounded_time_for_modules_to_unload(make_config):
-    from greenroom.serve import _unload_within
+    from greenroom.server.serve import _unload_within
     app = create_app(make_config(enable=["slow_unload"]), plugins=[("slow", plugin(SlowToUnload))], discover=False)
     host = host_of(app)
     try:

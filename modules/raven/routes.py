@@ -76,9 +76,10 @@ def word_timestamps(words: list[WordTiming]) -> str:
 
 
 def encode_vectors(vectors: Any) -> dict[str, Any]:
-    """A float32 array as {dtype, shape, data (base64 of its C-order bytes)}."""
-    return {"dtype": "float32", "shape": list(vectors.shape),
-            "data": base64.b64encode(vectors.astype("<f4", copy=False).tobytes()).decode("ascii")}
+    """A (tokens x width) float32 array as Raven-server sends ``doc.tensor``: ``{"dim": width, "b64": base64 of
+    its little-endian C-order float32 bytes}``; the client reshapes to (-1, dim)."""
+    return {"dim": int(vectors.shape[1]),
+            "b64": base64.b64encode(vectors.astype("<f4", copy=False).tobytes()).decode("ascii")}
 
 
 # -- the hook for the shared paths -----------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any, Iterator, Literal
 import numpy as np
 
 from greenroom import BadRequest, Busy, Compute, Context, Invalid, Module, Resources
-from greenroom.openai_models import created_time, offer_models
+from greenroom.web.openai_models import created_time, offer_models
 
 from .contract import Transcribing
 from .decode import SAMPLE_RATE, check_not_silent, decode

@@ -8,7 +8,7 @@ Usage from another module (the raven module serves Raven's ``/api/avatar/*`` wit
     avatars = self.context.service(Avatars)        # None while talkinghead is not loaded
     instance_id = avatars.create(png_bytes, "alice.png")
     avatars.set_emotion(instance_id, "joy")
-    for frame in avatars.feed(instance_id):        # paced at the instance's target_fps; ends on delete
+    for frame in avatars.feed(instance_id):        # each new frame once; ends on delete
         frame.data, frame.media_type, frame.full_size, frame.crop
 
 Every method that names an instance raises a :class:`greenroom.errors.Error` with status 404 (``instance_id``
@@ -97,7 +97,7 @@ class Avatars(Protocol):
         ...
 
     def feed(self, instance_id: str) -> Iterator[Frame]:
-        """The instance's frames, paced at its target_fps (once a second while paused), the latest frame
-        each time: a slow reader drops frames, never queues them. Ends when the instance is deleted or
-        the server stops."""
+        """Each new frame of the instance once, in its ``format`` setting, as soon as it is finished (the
+        last one again once a second while none comes); a slow reader skips frames, never queues them.
+        Ends when the instance is deleted or the server stops."""
         ...

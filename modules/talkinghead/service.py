@@ -1,7 +1,7 @@
 """The :class:`~.contract.Avatars` service: talkinghead's instances for other modules, without HTTP.
 
 The same building blocks as the routes (the manager, image loading, template and settings parsing, the
-paced feed), with errors raised as greenroom errors so the host answers them.
+feed of new frames), with errors raised as greenroom errors so the host answers them.
 """
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from greenroom.errors import BadRequest, Error
 from . import pose as P
 from .contract import Frame
 from .images import ImageError, load_upload
-from .instance import paced_frames
+from . import encoding
+from .instance import new_frames
 from .request import instance_errors, loaded_manager, refuse_new_while_draining
 from .settings import SettingsError, merge_settings
 
@@ -111,9 +112,10 @@ class AvatarService:
 
     def _frames(self, inst: "Instance") -> Iterator[Frame]:
         rates = FeedRates(inst)
-        for encoded in paced_frames(inst, self._module.context.stopping):
-            yield Frame(encoded.data, encoded.mimetype, encoded.width, encoded.height, encoded.full_size,
-                        encoded.crop, rates.sent())
+        for encoded in new_frames(inst, self._module.context.stopping):
+            fmt = inst.settings.format
+            yield Frame(encoded.data(fmt), encoding.MIMETYPES[fmt], encoded.width, encoded.height,
+                        encoded.full_size, encoded.crop, rates.sent())
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -14,10 +14,10 @@ from waitress.server import create_server
 from waitress.task import ErrorTask
 from waitress.wasyncore import ExitNow
 
-from .app import host_of
+from ..app import host_of
+from ..errors import Error
+from ..http import error_body
 from .draining import Drain, serve_until_drained
-from .errors import Error
-from .http import error_body
 
 log = logging.getLogger("greenroom.serve")
 
@@ -34,7 +34,7 @@ class _Stop(ExitNow):
 class _Signals:
     """SIGTERM/SIGINT: the first stops gracefully, a second is ignored while that runs (it used to raise out
     of the shutdown with a traceback), a third leaves at once with exit code 128 + the signal's number.
-    With a ``drain`` (greenroom/draining.py) a signal that comes before all these starts the drain."""
+    With a ``drain`` (draining.py) a signal that comes before all these starts the drain."""
 
     def __init__(self, drain: Drain | None = None) -> None:
         self.received = 0
