@@ -200,6 +200,9 @@ def test_missing_provider_is_a_503_naming_it(make_config):
         assert reply.status_code == 503 and "'websearch'" in reply.json["error"]
     reply = client.get("/api/stt/info")
     assert reply.status_code == 503 and "'stt'" in reply.json["error"]
+    reply = client.post("/api/stt/transcribe", data={"json": (io.BytesIO(b"{}"), "parameters.json"),
+                                                     "file": (io.BytesIO(b"RIFF"), "audio.bin")})
+    assert reply.status_code == 503 and "'stt'" in reply.json["error"]
     raven_only = client.get("/api/modules", headers={"User-Agent": "python-requests/2.32"}).json["modules"]
     assert "tts" not in raven_only and "natlang" not in raven_only
 
@@ -252,6 +255,7 @@ class Pages(BaseHTTPRequestHandler):
 def pages():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Pages)
     server.daemon_threads = True
+    server.handle_error = lambda request, address: None  # /slow's reader hangs up mid-drip, as it should
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
