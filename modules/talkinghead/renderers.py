@@ -1,6 +1,8 @@
 """Renderers turn a 45-morph pose into an RGBA frame (HxWx4 float32, linear RGB, straight alpha).
 
-* :class:`FullRenderer` runs THA3 on every frame: exact, ~1 s per frame on a 2-core CPU.
+* :class:`FullRenderer` runs THA3 on every frame: exact, ~1 s per frame on a 2-core CPU. Its poses
+  go through the :class:`~.batcher.PoseBatcher`, which poses the frames of all full-mode
+  instances together.
 * :class:`CachedRenderer` (the low_compute mode) splits THA3 where its cost splits:
   the body rotator and editor (85 % of the cost) produce a warp field and a colour
   correction that hardly depend on the face, so they are rendered once per body pose
@@ -20,6 +22,7 @@ import numpy as np
 import torch
 
 from . import pose as P
+from .batcher import PoseBatcher, new_client
 from .cache import PoseCache, PoseWorker
 from .poser import FACE_SIZE, FACE_X, FACE_Y, BodyFields, Character, SharedPoser, compose, to_frame
 
@@ -35,15 +38,20 @@ NOW, TARGET, WARM, EMOTION_FACE, GATE, EMOTION_LAYERS, EMOTION_BODY = 0, 1, 2, 3
 
 
 class FullRenderer:
-    """THA3 on every frame."""
+    """THA3 on every frame, posed in one batch with the other full-mode instances' frames.
+
+    The batch thread only poses; converting the frame to float RGBA happens here, in the
+    instance's own render thread, in parallel with the other instances and the next batch.
+    """
 
     mode = "full"
 
-    def __init__(self, poser: SharedPoser, character: Character) -> None:
-        self.poser, self.character = poser, character
+    def __init__(self, poser: SharedPoser, character: Character, batcher: PoseBatcher) -> None:
+        self.poser, self.character, self.batcher = poser, character, batcher
+        self.client = new_client()
 
     def render(self, pose: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
-        return to_frame(self.poser.pose(self.character, pose))
+        return to_frame(self.batcher.pose(self.client, self.character, pose).unsqueeze(0))
 
     def ready(self, pose: np.ndarray, urgent: bool = False) -> bool:
         return True
