@@ -2,7 +2,7 @@
 """Start Greenroom: ``python server.py --enable-modules=talkinghead,tts,classify``."""
 import sys
 
-from greenroom.cli import main
+from greenroom.server.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

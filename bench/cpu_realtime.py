@@ -210,6 +210,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from greenroom.cli import exit_now
+    from greenroom.server.cli import exit_now
     main()
     exit_now()  # the in-process server's daemon threads must not meet the interpreter's teardown

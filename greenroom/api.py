@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -134,15 +133,3 @@ class ApiBlueprint(Blueprint):
             return wrapper
 
         return decorate
-
-
-FLASK_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
-
-
-def openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
-    """Flask's ``/x/<int:n>`` as OpenAPI's ``/x/{n}`` with its path parameters."""
-    params = []
-    for conv, name in FLASK_PARAM.findall(rule):
-        schema = {"type": "integer"} if conv == "int" else {"type": "string"}
-        params.append({"name": name, "in": "path", "required": True, "schema": schema})
-    return FLASK_PARAM.sub(r"{\2}", rule), params

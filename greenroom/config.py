@@ -3,8 +3,6 @@ and validation of each ``[modules.<name>]`` table against that module's settings
 from __future__ import annotations
 
 import re
-import tomllib
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -66,50 +64,15 @@ class HostConfig(BaseModel):
     source: str = "<defaults>"
 
 
-def read_config_file(path: str | Path | None) -> HostConfig:
-    """Parse plugins.toml. A missing default file is fine; a missing explicit file is an error."""
-    if path is None:
-        return HostConfig()
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a directory; give the plugins.toml file itself") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    unknown = set(data) - {"server", "modules"}
-    if unknown:
-        raise ConfigError(f"{path}: unknown table(s) {sorted(unknown)}; expected [server] and [modules.<name>]")
-    if not isinstance(data.get("server", {}), dict):
-        raise ConfigError(f"{path}: 'server' must be a table ([server])")
-    try:
-        server = ServerSettings.model_validate(data.get("server", {}))
-    except ValidationError as exc:
-        raise ConfigError(_explain(path, "[server]", exc, ServerSettings)) from None
-    modules = data.get("modules", {})
-    if not isinstance(modules, dict):
-        raise ConfigError(f"{path}: 'modules' must be tables ([modules.<name>]), not {type(modules).__name__}")
-    for name, table in modules.items():
-        if not isinstance(table, dict):
-            raise ConfigError(f"{path}: [modules.{name}] must be a table")
-    return HostConfig(server=server, modules=modules, source=str(path))
-
-
 def validate_module_settings(source: str, module: str, settings_cls: type[BaseModel],
                              table: dict[str, Any]) -> BaseModel:
     try:
         return settings_cls.model_validate(table)
     except ValidationError as exc:
-        raise ConfigError(_explain(source, f"[modules.{module}]", exc, settings_cls)) from None
+        raise ConfigError(explain(source, f"[modules.{module}]", exc, settings_cls)) from None
 
 
-def _explain(source: Any, table: str, exc: ValidationError, model: type[BaseModel]) -> str:
+def explain(source: Any, table: str, exc: ValidationError, model: type[BaseModel]) -> str:
     lines = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])

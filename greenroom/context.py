@@ -98,7 +98,7 @@ class Context:
         """Set when the server shuts down: long loops check it and end."""
         self.streams = StreamSlots(server.max_streams, server.max_streams_per_client)
         self.draining = ""
-        """Why the server is draining ('' while it is not; greenroom/draining.py): /health answers 503 and
+        """Why the server is draining ('' while it is not; greenroom/server/draining.py): /health answers 503 and
         modules create no new sessions, while open streams keep running."""
         self.is_loaded = is_loaded
         """``is_loaded("talkinghead")``: whether another module is loaded and serving."""

@@ -15,11 +15,12 @@ from werkzeug.exceptions import HTTPException
 
 from .context import CLIENT
 from .errors import BadRequest, Error, describe_validation_error
-from .openai_models import openai_error
+from .web.openai_models import openai_error
 
 log = logging.getLogger("greenroom.http")
 
-EXPOSED_HEADERS = ["Retry-After", "X-Request-Duration", "X-Instance-Id", "X-Frame-Seq"]
+EXPOSED_HEADERS = ["Retry-After", "X-Request-Duration", "X-Instance-Id", "X-Frame-Seq",
+                   "X-Audio-Duration", "X-Word-Timestamps"]  # the last two: Raven's speak (modules/raven)
 """Response headers a browser page may read: CORS echoes the origin and the requested headers, and a
 page on a public site may reach this server on the local network (private network access)."""
 _SLASHES = re.compile(r"/{2,}")

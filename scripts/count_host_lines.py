@@ -1,9 +1,12 @@
-"""Count the host's lines of code: greenroom/*.py without blank lines, comments and docstrings.
+"""Count the host's lines of code, without blank lines, comments and docstrings.
 
     python scripts/count_host_lines.py [--files]
 
+The core is ``greenroom/*.py``, what a module author reads; issue 18 set its goal: at most 800 lines of
+code. Each subpackage (``greenroom/server``: command line and serving, ``greenroom/web``: the host's own
+routes and pages) is counted and printed too, with the total, so no line leaves the count by moving.
 Every string that stands alone as a statement counts as documentation (module, class, function and
-attribute docstrings). Issue 18 set the goal: at most 800 lines of code.
+attribute docstrings).
 """
 from __future__ import annotations
 
@@ -31,15 +34,29 @@ def code_lines(source: str) -> int:
     return len(lines)
 
 
-def main() -> int:
+GOAL = 800
+
+
+def count(folder: Path, label: str, files: bool) -> int:
+    """Print and return the lines of code of ``folder/*.py`` (with ``files``, each file's too)."""
+    paths = sorted(folder.glob("*.py"))
     total = 0
-    for path in sorted(HOST.glob("*.py")):
+    for path in paths:
         text = path.read_text(encoding="utf-8")
-        count = code_lines(text)
-        total += count
-        if "--files" in sys.argv:
-            print(f"{count:5d} {len(text.splitlines()):5d}  {path.name}")
-    print(f"host core: {total} lines of code in {len(list(HOST.glob('*.py')))} files (goal: at most 800)")
+        total += code_lines(text)
+        if files:
+            print(f"{code_lines(text):5d} {len(text.splitlines()):5d}  {path.relative_to(HOST.parent)}")
+    print(f"{label}: {total} lines of code in {len(paths)} files")
+    return total
+
+
+def main() -> int:
+    files = "--files" in sys.argv
+    core = count(HOST, f"host core (greenroom/*.py, goal: at most {GOAL})", files)
+    total = core
+    for sub in sorted(p for p in HOST.iterdir() if (p / "__init__.py").is_file()):
+        total += count(sub, f"greenroom/{sub.name}", files)
+    print(f"all of greenroom: {total} lines of code; the core is {core} (goal: at most {GOAL})")
     return 0
 
 

@@ -101,7 +101,8 @@ def rewrite_links(markdown: str, source: str, page: str) -> str:
 
 def openapi_document() -> dict[str, Any]:
     """The document of a server with every installed module (none enabled: nothing loads, every route lists)."""
-    from greenroom.app import create_app, openapi_document as document
+    from greenroom.app import create_app
+    from greenroom.web.openapi import openapi_document as document
     from greenroom.config import HostConfig
     return document(create_app(HostConfig()), every_module=True)
 

@@ -160,6 +160,26 @@ def test_other_host_names_are_refused(hard):
         assert requests.get(hard.url + "/api/modules", headers={"Host": host}, timeout=30).status_code == 200
 
 
+def test_listen_prints_how_to_allow_a_lan_page_and_answers_to_the_machines_names(tmp_path):
+    """--listen binds 0.0.0.0 (there is no option for another address), so the server runs with --secure,
+    no modules, and only for the few requests the test makes."""
+    proc = ServerProcess(["--listen", "--secure", "--api-key-file", str(tmp_path / "key.txt")],
+                         log_path=tmp_path / "server.log", startup_timeout=120)
+    try:
+        started = proc.log()
+        hint = next((line for line in started.splitlines() if "cors_origins" in line), None)
+        assert hint is not None, started
+        assert "http://localhost" in hint and "[server]" in hint and "plugins.toml" in hint, hint
+        assert '"http://192.168.1.5:8000"' in hint, hint  # a LAN origin to copy, in TOML's own quoting
+        # --listen adds this machine's names to the Host allow-list; strangers' names stay refused.
+        name = socket.gethostname()
+        assert requests.get(proc.url + "/health", headers={"Host": f"{name}:{proc.port}"}, timeout=30).status_code == 200
+        assert requests.get(proc.url + "/health", headers={"Host": "attacker.example"}, timeout=30).status_code == 403
+    finally:
+        assert proc.stop() == 0
+    assert "Traceback" not in proc.log()
+
+
 # -- 3. TTS: long sentences, budget, cancellation -------------------------------------------------------
 
 def test_a_long_sentence_ends_in_503_at_its_budget_and_frees_the_worker(hard):

@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 from greenroom import (ApiBlueprint, Busy, ComputeSettings, Module, ModuleSettings, Resources, hookimpl, hookspec,
                        load_time_field)
 from greenroom.app import create_app
-from greenroom.config import ConfigError, read_config_file
+from greenroom.config import ConfigError
+from greenroom.server.config_file import read_config_file
 from greenroom.http import ERROR_SHAPES, key_matches
 from greenroom.module import Compute
 from greenroom.plugins import allowed_distributions
@@ -140,7 +141,7 @@ def test_alias_enables_module_and_is_advertised(app_with):
 
 
 def test_shipped_plugins_toml_is_valid_for_builtin_settings():
-    from greenroom.cli import DEFAULT_CONFIG
+    from greenroom.server.cli import DEFAULT_CONFIG
     config = read_config_file(DEFAULT_CONFIG)
     assert config.server.port == 5100 and config.server.listen is False
 
@@ -421,7 +422,7 @@ def test_generated_key_file_is_private(app_with, tmp_path):
 def test_openapi_covers_every_served_route(app_with):
     from openapi_spec_validator import validate
 
-    from greenroom.api import openapi_path
+    from greenroom.web.openapi import openapi_path
     app = app_with(secure=True)
     doc = app.test_client().get("/openapi.json").json
     validate(doc)
@@ -446,7 +447,7 @@ def test_shipped_plugins_toml_documents_every_builtin_setting(make_config):
     """The commented plugins.toml must mention every setting of every built-in module and the server."""
     import re
 
-    from greenroom.cli import DEFAULT_CONFIG
+    from greenroom.server.cli import DEFAULT_CONFIG
     from greenroom.config import ServerSettings
     text = DEFAULT_CONFIG.read_text()
     tables = dict(re.findall(r"^\[([\w.]+)\]\n(.*?)(?=^\[|\Z)", text, flags=re.S | re.M))
@@ -476,7 +477,7 @@ def test_shipped_plugins_toml_is_valid_when_uncommented():
     import re
     import tomllib
 
-    from greenroom.cli import DEFAULT_CONFIG
+    from greenroom.server.cli import DEFAULT_CONFIG
     text = re.sub(r"^# (\w+ = .*)$", r"\1", DEFAULT_CONFIG.read_text(), flags=re.M)
     data = tomllib.loads(text)
     assert data["server"]["port"] == 5100 and "tts" in data["modules"]

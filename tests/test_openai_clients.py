@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from greenroom.errors import Error
-from greenroom.openai_models import openai_error
+from greenroom.web.openai_models import openai_error
 
 from .server_process import ServerProcess
 from .test_tts_units import decode

@@ -5,7 +5,8 @@ No LLM: messages go into the chat through SillyTavern's public API (getContext()
 the events SillyTavern itself emits). Checks: the feed shows frames, a message changes that character's
 emotion on the server (or the Expressions extension's label does), speech plays while the instance's
 lip-sync utterance is playing and stopping generation stops both, a settings change reaches the instance,
-old _animator.json files load (unknown filters dropped and named), a two-member group gives two instances,
+old _animator.json files load (unknown filters dropped and named), an avatar the server lost is created again
+with its settings and its feed resumes, a two-member group gives two instances,
 slash commands work, a hidden tab pauses its instances, disabling the extension or leaving the page leaves no instance behind, a wrong key or a
 stopped server gives a visible error, and it reconnects when a server comes up.
 Screenshots go to test-artifacts/sillytavern/ (docs/sillytavern/ has copies).
@@ -313,6 +314,31 @@ def test_a_settings_change_reaches_the_instance(tavern, server):
     saved = tavern.js("() => SillyTavern.getContext().extensionSettings.greenroom.characters['Alice.png'].animator")
     assert saved["target_fps"] == 7 and saved["postprocessor_chain"][2][0] == "desaturate"
     tavern.shot("03-settings")
+
+
+def test_an_avatar_the_server_lost_is_created_again_with_its_settings(tavern, server):
+    """A restarted server, or a replaced worker behind a balancer, answers 404 naming the instance: the extension
+    loads the character again under the same id, with the same picture and animator settings, and the feed
+    resumes, with nobody touching the page."""
+    iid = tavern.instance_id("Alice")
+    tavern.wait_frames("Alice")
+    before = server.status(iid)
+    settings = server.get("/api/talkinghead/animator_settings", instance_id=iid)
+    assert settings["target_fps"] == 7 and settings["postprocessor_chain"][2][0] == "desaturate"
+    server.post("/api/talkinghead/unload", {"instance_id": iid})  # behind the extension's back
+    assert iid not in server.instances()
+    server.wait(lambda: iid in server.instances(), 60, "Alice's instance created again")
+    again = server.status(iid)
+    assert [again[k] for k in ("character", "image_digest", "emotion")] == [before[k] for k in ("character", "image_digest", "emotion")]
+    server.wait(lambda: server.get("/api/talkinghead/animator_settings", instance_id=iid) == settings, 30,
+                "the same animator settings")
+    server.wait(lambda: server.status(iid)["feeds"] >= 1, 30, "the feed reopened")
+    sent = server.status(iid)["frames"]["sent"]
+    server.wait(lambda: server.status(iid)["frames"]["sent"] > sent, 30, "frames flowing again")
+    tavern.page.wait_for_function("document.querySelector('#greenroom_holder figure[data-character=Alice]')"
+                                  ".dataset.state === 'live'", timeout=30_000)
+    assert tavern.avatar("Alice").get_attribute("data-instance-id") == iid
+    assert not tavern.ours(), tavern.ours()
 
 
 def test_a_two_member_group_gives_two_instances(tavern, server):

@@ -1,8 +1,9 @@
 """The web page at /ui/ in a real headless Chromium (Debian's, driven by Playwright) against a real server
 with talkinghead (low_compute), tts, classify and imagefx: loads without console errors, the feed updates,
 emotion buttons and the filter chain editor change the avatar, speech plays while the mouth moves, classify
-applies to the avatar, server errors are shown, and --secure asks for the key once. Third-party modules add
-their own tabs, and a broken one spoils nothing else.
+applies to the avatar, server errors are shown, an instance the server lost is created again with what the page
+had sent (one lost again after each re-creation is given up on after a few tries, saying so), and --secure asks
+for the key once. Third-party modules add their own tabs, and a broken one spoils nothing else.
 
 Screenshots go to test-artifacts/webui/.
 """
@@ -387,6 +388,91 @@ def test_settings_form_shows_server_errors(ui, server):
     values = requests.get(f"{server.url}/api/modules/tts/schema", timeout=30).json()["values"]
     assert values["sample_text"] == "Testing one two."
     ui.errors.clear()  # Chromium itself logs the refused request ("status of 422") as a console error
+
+
+def instances_of(server) -> list[str]:
+    return [i["instance_id"] for i in requests.get(f"{server.url}/api/talkinghead/instances", timeout=30).json()["instances"]]
+
+
+def wait_for(what, timeout: float, message: str):
+    deadline = time.monotonic() + timeout
+    while not (value := what()):
+        assert time.monotonic() < deadline, f"{message} not met in {timeout} s"
+        time.sleep(0.25)
+    return value
+
+
+def test_an_instance_the_server_lost_is_created_again_with_its_settings(ui, server):
+    """A restarted server, or a replaced worker behind a balancer, answers 404 naming the instance on stage:
+    the page loads it again under the same id, with the emotion, morph override and filter chain it had sent,
+    and the feed resumes, with nobody touching the page."""
+    page = ui.page
+    iid = current_instance(ui)
+    ui.tab("style")
+    page.select_option("#filter-picker", "monochrome_display")
+    page.click("#add-filter")
+    ui.tab("avatar")
+    page.click("#emotions .emotion[data-emotion=joy]")
+    number = page.locator(".morph[data-morph=mouth_smirk] input.num")
+    number.fill("0.6")
+    number.press("Enter")
+    wait_for(lambda: (s := status_of(server, iid))["emotion"] == "joy" and "mouth_smirk" in s["overrides"], 20, "sent")
+    sent_at = time.time() * 1000
+    page.wait_for_function(f"Number(document.getElementById('stage').dataset.rememberedAt) > {sent_at}", timeout=30_000)
+    before = status_of(server, iid)
+    settings = requests.get(f"{server.url}/api/talkinghead/animator_settings", params={"instance_id": iid}, timeout=30).json()
+    assert [step[0] for step in settings["postprocessor_chain"]] == ["monochrome_display"]
+
+    requests.post(f"{server.url}/api/talkinghead/unload", json={"instance_id": iid}, timeout=30).raise_for_status()
+    wait_for(lambda: iid in instances_of(server), 60, "the instance created again")
+    wait_for(lambda: status_of(server, iid)["overrides"], 30, "its overrides restored")
+    again = status_of(server, iid)
+    keys = ("character", "image_digest", "emotion", "overrides")
+    assert [again[k] for k in keys] == [before[k] for k in keys]
+    assert requests.get(f"{server.url}/api/talkinghead/animator_settings", params={"instance_id": iid},
+                        timeout=30).json() == settings
+    wait_for(lambda: status_of(server, iid)["feeds"] >= 1, 30, "the feed reopened")
+    sent = status_of(server, iid)["frames"]["sent"]
+    wait_for(lambda: status_of(server, iid)["frames"]["sent"] > sent, 30, "frames flowing again")
+    page.wait_for_selector("#stage-message", state="hidden", timeout=30_000)
+    assert current_instance(ui) == iid
+    ui.shot("07-instance-created-again")
+    # back to the state the other tests expect
+    page.click(".morph[data-morph=mouth_smirk] button.close")
+    page.click("#emotions .emotion[data-emotion=neutral]")
+    ui.tab("style")
+    page.click("#chain .step[data-filter=monochrome_display] button.remove")
+    page.wait_for_selector("#chain .empty-note")
+    ui.tab("avatar")
+    assert [e for e in ui.errors if "404" not in e] == []  # Chromium logs the 404 that told the page
+    ui.errors.clear()
+
+
+def test_it_stops_re_creating_an_instance_that_keeps_getting_lost(ui, server):
+    """No reload loop: an instance lost again after each re-creation is created again a few times (with growing
+    delays), then the page stops and says what happened; Load starts it again."""
+    page = ui.page
+    iid = current_instance(ui)
+    gave_up = "document.getElementById('stage-message').textContent.includes('could not be created again')"
+    created_again = -1  # the first unload is of the original
+    deadline = time.monotonic() + 150
+    while not page.evaluate(gave_up):
+        assert time.monotonic() < deadline, f"the page never gave up ({created_again} re-creations)"
+        if iid in instances_of(server):
+            created_again += 1
+            requests.post(f"{server.url}/api/talkinghead/unload", json={"instance_id": iid}, timeout=30).raise_for_status()
+        time.sleep(0.3)
+    assert created_again <= 3
+    assert iid in page.inner_text("#stage-message")  # and why: the last try's error, or "lost it again"
+    ui.shot("08-instance-lost")
+    time.sleep(8)  # longer than the longest back-off: no further try
+    assert iid not in instances_of(server)
+    page.select_option("#character-select", "lambda_00")
+    page.click("#load-character")
+    wait_for(lambda: iid in instances_of(server), 60, "Load created it again")
+    page.wait_for_selector("#stage-message", state="hidden", timeout=60_000)
+    assert [e for e in ui.errors if "404" not in e] == []
+    ui.errors.clear()
 
 
 def test_secure_server_asks_for_the_key_once(browser, tmp_path):

@@ -98,7 +98,7 @@ def test_a_plain_checkout_runs_without_being_installed(tmp_path):
 
 SHIPPED = ["greenroom_assets/characters/lambda_00.png", "greenroom_assets/emotions/joy.json",
            "greenroom_assets/backdrops/sunset.jpg", "greenroom_assets/settings/animator.json",
-           "greenroom/ui/index.html", "greenroom/templates/index.html"]
+           "greenroom/web/ui/index.html", "greenroom/web/templates/index.html"]
 
 
 def pip(*args: str, cwd: Path, python: str | Path = sys.executable) -> None:

@@ -23,6 +23,11 @@ const CHARACTER_DEFAULTS = Object.freeze({ speak: false, voice: '', voice2: '', 
 const FEED_FORMATS = ['PNG', 'WEBP'];  // what an <img> shows; QOI and TGA are for Python clients
 const POSE_HINTS = ['look_at_camera', 'look_left', 'look_right', 'stand_straight', 'new_sway'];
 const RECONNECT_MS = 3000;
+// A server that lost an instance (restarted, or a worker behind a load balancer died) answers 404 naming it;
+// the avatar is then created again, after these delays. More tries than that within the window: give up.
+const RECREATE_DELAYS_MS = [1000, 2000, 4000];
+const RECREATE_WINDOW_MS = 60_000;
+const WATCH_MS = 5000;  // how often a visible tab asks whether the server still has its instances
 const BLANK = 'data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7';
 
 /** Everything this page knows about the server and the avatars on it. */
@@ -45,10 +50,11 @@ const state = {
 
 class GreenroomError extends Error {
     /** @param {'down'|'key'|'module'|'request'} kind */
-    constructor(kind, message, status = 0) {
+    constructor(kind, message, status = 0, instanceId = null) {
         super(message);
         this.kind = kind;
         this.status = status;
+        this.instanceId = instanceId;  // the instance a 404 names
     }
 }
 
@@ -153,11 +159,14 @@ async function api(path, { method = 'GET', json = undefined, form = undefined, k
     if (response.status === 401) {
         throw new GreenroomError('key', `Greenroom refused the API key (401). Copy the key the server printed at start-up (--secure) into "API key".`, 401);
     }
-    throw new GreenroomError('request', `${path}: ${said}`, response.status);
+    const lost = response.status === 404 && typeof data === 'object' ? data?.instance_id ?? null : null;
+    if (lost && !keepalive) instanceLost(lost);
+    throw new GreenroomError('request', `${path}: ${said}`, response.status, lost);
 }
 
+/** The feed's URL; ``t`` makes each start a new request (an <img> may reuse a finished stream's last frame). */
 function feedUrl(avatar) {
-    return `${baseUrl()}/api/talkinghead/result_feed?instance_id=${encodeURIComponent(avatar.id)}`;
+    return `${baseUrl()}/api/talkinghead/result_feed?instance_id=${encodeURIComponent(avatar.id)}&t=${Date.now()}`;
 }
 
 /** A stable instance id from the character's avatar file: readable prefix + hash ([A-Za-z0-9_-]{1,64}). */
@@ -278,7 +287,7 @@ async function syncNow() {
     const wanted = settings().enabled && state.connection === 'ok' ? chatCharacters() : [];
     const keys = new Set(wanted.map(ch => ch.avatar));
     for (const avatar of [...state.avatars.values()]) {
-        if (!keys.has(avatar.key)) await unloadAvatar(avatar);
+        if (!keys.has(avatar.key) || avatar.el.dataset.state === 'lost') await unloadAvatar(avatar);  // lost: load afresh
     }
     try {
         for (const ch of wanted) {
@@ -290,9 +299,16 @@ async function syncNow() {
 }
 
 async function loadAvatar(ch) {
-    const avatar = { key: ch.avatar, id: instanceIdFor(ch.avatar), name: ch.name, folder: spriteFolder(ch), el: null, img: null };
+    const avatar = { key: ch.avatar, id: instanceIdFor(ch.avatar), name: ch.name, folder: spriteFolder(ch), el: null, img: null,
+        recreating: false, tries: [] };
     avatar.el = avatarElement(avatar);
     state.avatars.set(avatar.key, avatar);
+    await createInstance(avatar, ch);
+}
+
+/** The avatar's instance on the server, from the sprite folder and this character's settings (first load or
+ * re-creation: the same picture, _emotions.json and animator settings each time). */
+async function createInstance(avatar, ch) {
     const picture = await pictureFor(ch, avatar.folder);
     const form = new FormData();
     form.append('instance_id', avatar.id);
@@ -305,6 +321,8 @@ async function loadAvatar(ch) {
         await api(`/api/talkinghead/load_emotion_templates?instance_id=${avatar.id}`, { json: emotions })
             .catch(error => toast('warning', `${ch.name}: _emotions.json not applied: ${error.message}`));
     }
+    const emotion = avatar.el.dataset.emotion;  // set before the server lost the instance
+    if (emotion) await api('/api/talkinghead/set_emotion', { json: { emotion_name: emotion, instance_id: avatar.id } }).catch(() => {});
     showFeed(avatar);
     await applyAnimatorSettings(avatar).catch(error => reportError(error));  // the feed runs on defaults
 }
@@ -374,6 +392,68 @@ function showFeed(avatar) {
     if (!document.hidden && state.avatars.get(avatar.key) === avatar) avatar.img.src = feedUrl(avatar);
 }
 
+// -- lost instances ---------------------------------------------------------------------------------------
+
+/** A 404 named ``instanceId``: if it is one of our avatars, create it again (once at a time). */
+function instanceLost(instanceId) {
+    const avatar = [...state.avatars.values()].find(a => a.id === instanceId);
+    if (!avatar || avatar.recreating || avatar.el.dataset.state === 'lost') return;
+    avatar.recreating = true;
+    setAvatarState(avatar, 'recreating', `${avatar.name}: the server no longer has this avatar; creating it again...`);
+    recreate(avatar).finally(() => { avatar.recreating = false; });
+}
+
+/** Load the avatar again under the same id, with back-off; after too many tries, give up and say so. */
+async function recreate(avatar) {
+    let failure = null;
+    for (;;) {
+        const now = Date.now();
+        avatar.tries = avatar.tries.filter(t => now - t < RECREATE_WINDOW_MS);
+        if (avatar.tries.length >= RECREATE_DELAYS_MS.length) break;
+        await new Promise(resolve => setTimeout(resolve, RECREATE_DELAYS_MS[avatar.tries.length]));
+        avatar.tries.push(Date.now());
+        failure = null;
+        await enqueue(async () => {  // after any chat switch in progress
+            const ch = st().characters.find(c => c.avatar === avatar.key);
+            if (state.avatars.get(avatar.key) !== avatar || state.connection !== 'ok' || !ch) return;
+            try {
+                await createInstance(avatar, ch);
+            } catch (error) {
+                failure = error;
+            }
+        });
+        if (!failure) {
+            if (document.hidden) await api('/api/talkinghead/stop', { json: { instance_id: avatar.id } }).catch(() => {});
+            return;  // re-created (its feed marks it live), or no longer wanted
+        }
+        if (failure.kind === 'down' || failure.kind === 'key') return;  // the status line and reconnect take over
+    }
+    const why = failure ? failure.message : 'the server lost it again after each re-creation';
+    const message = `${avatar.name}: the avatar could not be created again after ${RECREATE_DELAYS_MS.length} tries (${why}). Press Connect to try again.`;
+    setAvatarState(avatar, 'lost', message);
+    setStatus(state.connection, message);
+    toast('error', message);
+}
+
+function setAvatarState(avatar, avatarState, message = '') {
+    avatar.el.dataset.state = avatarState;
+    avatar.el.title = message || (avatar.settingsNote ? `Settings: ${avatar.settingsNote}` : '');
+    avatar.el.querySelector('figcaption').textContent = avatarState === 'live' ? avatar.name
+        : `${avatar.name} (${avatarState === 'lost' ? 'lost' : 're-creating...'})`;
+}
+
+/** Ask whether the server still has the avatar: a 404 starts its re-creation (see api). */
+function checkAvatar(avatar) {
+    if (avatar.recreating || avatar.el.dataset.state === 'lost') return Promise.resolve();
+    return api(`/api/talkinghead/status?instance_id=${encodeURIComponent(avatar.id)}`).catch(() => {});
+}
+
+/** A feed that ends cleanly fires no event on its <img>: a visible tab asks now and then instead. */
+async function watchAvatars() {
+    if (state.connection !== 'ok' || document.hidden) return;
+    for (const avatar of [...state.avatars.values()]) await checkAvatar(avatar);
+}
+
 /** A hidden tab closes its feeds and pauses its instances: an idle tab costs the server nothing. */
 async function onVisibilityChange() {
     for (const avatar of state.avatars.values()) {
@@ -414,7 +494,10 @@ function avatarElement(avatar) {
     img.className = 'greenroom-feed';
     img.alt = avatar.name;
     img.addEventListener('error', () => {
-        if (img.src !== BLANK && state.connection === 'ok') checkServer();
+        if (img.src !== BLANK && state.connection === 'ok') checkServer().then(() => state.connection === 'ok' && checkAvatar(avatar));
+    });
+    img.addEventListener('load', () => {
+        if (img.src !== BLANK && avatar.el.dataset.state !== 'live') setAvatarState(avatar, 'live');
     });
     const caption = document.createElement('figcaption');
     caption.textContent = avatar.name;
@@ -1049,6 +1132,7 @@ async function start() {
     document.addEventListener('visibilitychange', onVisibilityChange);
     window.addEventListener('pagehide', unloadOnExit);
     layoutHolder();
+    setInterval(watchAvatars, WATCH_MS);
     await connect();
 }
 

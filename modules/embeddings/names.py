@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterator
 
-from greenroom.openai_models import created_time, model_not_found, offer_models
+from greenroom.web.openai_models import created_time, model_not_found, offer_models
 
 from .models import resolve_model
 

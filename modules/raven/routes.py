@@ -14,24 +14,25 @@ from __future__ import annotations
 import base64
 import json
 import urllib.parse
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from flask import Response, current_app, jsonify, request
+from flask import Response, jsonify, request
 from pydantic import BaseModel, Field
 
 from greenroom.api import json_body, parse_model
 from greenroom.errors import BadRequest, Error
-from greenroom.http import key_matches
 from greenroom.views import Routes
 from greenroom_modules.nlp.contract import NaturalLanguage
 from greenroom_modules.tts.contract import AudioFormat, Speech, WordTiming
 from greenroom_modules.websearch.contract import WebSearching
 
+from . import stt_webfetch
+from .common import authorised, needed
+
 if TYPE_CHECKING:
     from .module import Raven
 
-routes = Routes()
-T = TypeVar("T")
+routes = Routes(include=[stt_webfetch.routes])
 
 RAVEN_NAMES = {"nlp": "natlang", "tts": "tts"}
 """Greenroom module -> the name Raven's clients look for in /api/modules."""
@@ -59,14 +60,6 @@ class NatlangRequest(BaseModel):
 
 # -- helpers ---------------------------------------------------------------------------------------
 
-def needed(module: "Raven", kind: type[T], provider: str) -> T:
-    """The service ``kind`` of module ``provider``, or a 503 naming that module."""
-    service = module.context.service(kind)
-    if service is None:
-        raise Error(503, f"module '{provider}' is not loaded; start the server with it enabled")
-    return service
-
-
 def raven_names(module: "Raven") -> list[str]:
     """/api/modules as Raven reads it: Greenroom's names plus Raven's for the loaded modules."""
     from greenroom.app import host_of
@@ -83,9 +76,10 @@ def word_timestamps(words: list[WordTiming]) -> str:
 
 
 def encode_vectors(vectors: Any) -> dict[str, Any]:
-    """A float32 array as {dtype, shape, data (base64 of its C-order bytes)}."""
-    return {"dtype": "float32", "shape": list(vectors.shape),
-            "data": base64.b64encode(vectors.astype("<f4", copy=False).tobytes()).decode("ascii")}
+    """A (tokens x width) float32 array as Raven-server sends ``doc.tensor``: ``{"dim": width, "b64": base64 of
+    its little-endian C-order float32 bytes}``; the client reshapes to (-1, dim)."""
+    return {"dim": int(vectors.shape[1]),
+            "b64": base64.b64encode(vectors.astype("<f4", copy=False).tobytes()).decode("ascii")}
 
 
 # -- the hook for the shared paths -----------------------------------------------------------------
@@ -96,7 +90,7 @@ def intercept(module: "Raven") -> Response | None:
     routes); None lets the usual route answer.
 
     It runs before the host's key check, so an unauthorised request is left alone (the host answers 401)."""
-    if not module.context.is_loaded(module.name) or not _authorised():
+    if not module.context.is_loaded(module.name) or not authorised():
         return None
     if request.endpoint == "host.modules" and request.method == "GET" and _raven_client(module):
         return jsonify({"modules": raven_names(module)})
@@ -108,11 +102,6 @@ def intercept(module: "Raven") -> Response | None:
         if isinstance(body, dict) and "get_metadata" in body:
             return speak(module, parse_model(RavenSpeak, body))
     return None
-
-
-def _authorised() -> bool:
-    key = current_app.extensions.get("greenroom.api_key")
-    return key is None or key_matches(request.headers.get("Authorization", ""), key)
 
 
 def _raven_client(module: "Raven") -> bool:

@@ -11,8 +11,9 @@ from typing import Any, Iterator, Literal
 import numpy as np
 
 from greenroom import BadRequest, Busy, Compute, Context, Invalid, Module, Resources
-from greenroom.openai_models import created_time, offer_models
+from greenroom.web.openai_models import created_time, offer_models
 
+from .contract import Transcribing
 from .decode import SAMPLE_RATE, check_not_silent, decode
 from .scheduler import Job, Scheduler
 from .settings import STTSettings
@@ -47,6 +48,7 @@ class STTModule(Module):
     aliases = ("whisper-stt",)
     Settings = STTSettings
     resources = Resources(device="any", gpu_dtype="float16", memory_mb=250, cpu_fallback=True)
+    sample_rate = SAMPLE_RATE
 
     def __init__(self, context: Context, settings: STTSettings) -> None:
         super().__init__(context, settings)
@@ -79,6 +81,7 @@ class STTModule(Module):
         self.scheduler = Scheduler(s.max_jobs, s.workers)
         offer_models(self.context, self.model_ids, owned_by="openai",
                      created=created_time(model_source(s.model)))  # Whisper is OpenAI's
+        self.context.provide(Transcribing, self)
         log.info("stt: %s on %s (%s), %d languages", self.model_name, device, self.compute_type, len(self._names))
 
     def unload(self) -> None:
@@ -153,6 +156,12 @@ class STTModule(Module):
         log.info("%s: %.2f s of audio -> %d segments in %.2f s", label or "transcribe", head["duration"],
                  len(segments), time.perf_counter() - started)
         return result
+
+    def transcribe_file(self, data: bytes, language: str | None = None, prompt: str | None = None,
+                        field: str = "file") -> str:
+        """The Transcribing service (contract.py): a whole file's transcript."""
+        options = self.options(language=language, prompt=prompt)  # a bad language is named before decoding
+        return self.transcribe(self.audio(data, field), options, "service")["text"]
 
     def language_name(self, code: str) -> str:
         return self._names.get(code, code)

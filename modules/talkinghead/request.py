@@ -74,7 +74,7 @@ def name_instance(_module: "Talkinghead", response: Response) -> Response:
 
 
 def refuse_new_while_draining(module: "Talkinghead", new: bool, instance_id: str | None) -> None:
-    """A draining worker (SIGTERM, see greenroom/draining.py) keeps its instances but creates none (503)."""
+    """A draining worker (SIGTERM, see greenroom/server/draining.py) keeps its instances but creates none (503)."""
     reason = module.context.draining
     if reason and (new or loaded_manager(module).find(instance_id) is None):
         raise Busy(f"this worker is draining ({reason}) and creates no new instances; retry, the load "

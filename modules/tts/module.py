@@ -13,7 +13,7 @@ import numpy as np
 
 from greenroom import Compute, Context, Error, Invalid, Module, Resources
 from greenroom.module import WebPanel
-from greenroom.openai_models import created_time, offer_models
+from greenroom.web.openai_models import created_time, offer_models
 
 from . import audio
 from .backends import SAMPLE_RATE, OnnxBackend, TorchBackend

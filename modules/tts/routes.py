@@ -1,6 +1,6 @@
 """HTTP routes: /api/tts/speak (JSON or NDJSON with word timestamps), OpenAI's /v1/audio/speech (streamed
 sentence by sentence by default, or as server-sent events) and /v1/audio/voices, and SillyTavern's Silero
-provider endpoints. GET /v1/models is the host's (greenroom.openai_models); this module offers its names."""
+provider endpoints. GET /v1/models is the host's (greenroom.web.openai_models); this module offers its names."""
 from __future__ import annotations
 
 import base64
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from greenroom import ApiError
 from greenroom.api import binary
-from greenroom.openai_models import model_not_found
+from greenroom.web.openai_models import model_not_found
 from greenroom.views import Routes
 
 from . import audio

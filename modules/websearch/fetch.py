@@ -72,36 +72,37 @@ class HttpClient:
         except requests.RequestException as exc:
             raise EngineError(f"request to {where} failed ({type(exc).__name__})", "connection") from None
         with response:
-            body = self._read(response, deadline, where)
+            body = read_body(response.raw, deadline, self.max_bytes, where, self.timeout_s)
             return Fetched(response.status_code, response.headers, body, response.encoding)
-
-    def _read(self, response: requests.Response, deadline: float, where: str) -> bytes:
-        """Read the body chunk by chunk so that a server dripping bytes cannot outlast the deadline."""
-        parts: list[bytes] = []
-        size = 0
-        raw = response.raw
-        try:
-            while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise EngineTimeout(f"answer from {where} not complete within {self.timeout_s:g} s")
-                _set_socket_timeout(raw, remaining)
-                chunk = raw.read1(CHUNK, decode_content=True)
-                if not chunk:
-                    break
-                size += len(chunk)
-                if size > self.max_bytes:
-                    raise EngineError(f"answer from {where} larger than {self.max_bytes} bytes", "malformed")
-                parts.append(chunk)
-        except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
-            raise EngineTimeout(f"answer from {where} not complete within {self.timeout_s:g} s") from None
-        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
-            raise EngineError(f"reading the answer from {where} failed ({type(exc).__name__})",
-                              "connection") from None
-        return b"".join(parts)
 
     def close(self) -> None:
         self.session.close()
+
+
+def read_body(raw: Any, deadline: float, max_bytes: int, where: str, timeout_s: float) -> bytes:
+    """Read a urllib3 response body chunk by chunk (decompressed), so that a server dripping bytes cannot
+    outlast ``deadline`` (a ``time.monotonic()`` value) and a body cannot grow past ``max_bytes``.
+    Raises EngineTimeout, or EngineError of kind ``malformed`` (too large) or ``connection``."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise EngineTimeout(f"answer from {where} not complete within {timeout_s:g} s")
+            _set_socket_timeout(raw, remaining)
+            chunk = raw.read1(CHUNK, decode_content=True)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > max_bytes:
+                raise EngineError(f"answer from {where} larger than {max_bytes} bytes", "malformed")
+            parts.append(chunk)
+    except (urllib3.exceptions.ReadTimeoutError, TimeoutError):
+        raise EngineTimeout(f"answer from {where} not complete within {timeout_s:g} s") from None
+    except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+        raise EngineError(f"reading the answer from {where} failed ({type(exc).__name__})", "connection") from None
+    return b"".join(parts)
 
 
 def _set_socket_timeout(raw: Any, seconds: float) -> None:

@@ -12,11 +12,12 @@ from urllib.parse import urlsplit
 from greenroom import Compute, Context, Error, Invalid, Module, ModuleSettings, Resources
 
 from . import hookspecs
-from .contract import Found, WebSearching
+from .contract import Found, Page, PageFormat, WebFetching, WebSearching
 from .engines import Engine
 from .fetch import HttpClient, install_log_redaction
 from .search import EngineState, Searcher
 from .settings import AUTO, ENGINE_NAME, SettingsProblem, WebSearchSettings, check_names, engine_settings
+from .webfetch import FetchRules, fetch_page
 
 log = logging.getLogger("greenroom.websearch")
 
@@ -69,6 +70,7 @@ class WebSearch(Module):
         log.info("engines: %s (usable, in order); installed: %s", ", ".join(self.searcher.usable),
                  ", ".join(sorted(self.engine_classes)))
         self.context.provide(WebSearching, self)
+        self.context.provide(WebFetching, self)
 
     def find(self, query: str, engine: str | None = None, limit: int | None = None) -> list[Found]:
         """The WebSearching service (contract.py)."""
@@ -77,6 +79,13 @@ class WebSearch(Module):
             raise Error(503, "websearch is not loaded")
         hits = searcher.search(engine, query).hits(limit or searcher.settings.max_results)
         return [Found(h.title, h.url, h.snippet, h.engine) for h in hits]
+
+    def fetch_page(self, url: str, format: PageFormat = "markdown") -> Page:
+        """The WebFetching service (contract.py), under the webfetch_* settings (webfetch.py)."""
+        s = self.settings
+        rules = FetchRules(s.user_agent, s.webfetch_timeout_s, s.webfetch_max_bytes, s.webfetch_max_chars,
+                           s.webfetch_allow_private, frozenset(h.lower() for h in s.webfetch_allowed_hosts))
+        return fetch_page(url, format, rules)
 
     def _build(self, settings: ModuleSettings) -> Searcher:
         """Engines for ``settings``; raises SettingsProblem naming the setting that does not fit."""

@@ -46,7 +46,19 @@ class GeneralSettings(ModuleSettings):
     cache_ttl_s: float = Field(600, ge=0, le=86400, description="How long an answer is reused; 0 turns the cache off.")
     cache_entries: int = Field(512, ge=0, le=100000, description="Most answers kept in the cache.")
     user_agent: str = Field("Mozilla/5.0 (compatible; Greenroom-websearch/1.0)", min_length=1, max_length=300,
-                            description="User-Agent header sent to engines.")
+                            description="User-Agent header sent to engines and by webfetch.")
+    webfetch_allow_private: bool = Field(
+        False, description="webfetch: also fetch pages whose host resolves to a loopback, private (LAN), link-local "
+                           "or other non-public address. Off: such URLs are refused, also when a redirect leads there.")
+    webfetch_allowed_hosts: list[str] = Field(
+        [], max_length=100, description="webfetch: host names or addresses, as written in URLs, that are fetched "
+                                        "even though they resolve to a non-public address (e.g. an intranet wiki).")
+    webfetch_timeout_s: float = Field(15.0, gt=0, le=120, description="webfetch: the whole fetch (every redirect, "
+                                                                      "connection and body) must end within this.")
+    webfetch_max_bytes: int = Field(5 * 2**20, ge=2**16, le=100 * 2**20,
+                                    description="webfetch: pages larger than this (decompressed) are refused.")
+    webfetch_max_chars: int = Field(100_000, ge=1000, le=2_000_000,
+                                    description="webfetch: the page's text is cut to this many characters.")
 
 
 def _flat_fields(engines: tuple[type[Engine], ...]) -> dict[str, tuple[Any, FieldInfo]]:

@@ -14,6 +14,13 @@ const sentiment = (name) => (POSITIVE.includes(name) ? "positive" : NEGATIVE.inc
 const HINTS = [["look_at_camera", "Look at camera"], ["look_left", "Look left"], ["look_right", "Look right"],
   ["stand_straight", "Stand straight"], ["new_sway", "New sway"]];
 const STORE = "greenroom.backdrop";
+// A server that lost the instance on stage (restarted, or a worker behind a load balancer died) answers 404
+// naming it; the page then creates it again after these delays. More tries than that within the window: give up.
+const RECREATE_DELAYS_MS = [1000, 2000, 4000];
+const RECREATE_WINDOW_MS = 60_000;
+const WATCH_MS = 5000;  // a feed that ends cleanly fires no event on its <img>: ask the server this often
+const FEED_RETRY_MAX_MS = 30_000;
+const CHANGES = /^api\/talkinghead\/(load|load_emotion_templates|load_animator_settings|set_emotion|set_overrides|modify_overrides|start|stop)$/;
 
 let characters = [];
 let instances = [];
@@ -38,9 +45,11 @@ export async function mount(panel, {stage}) {
     card("Morph overrides", h("p", {class: "hint"},
       "Drag a slider to hold that morph at a value (eased like emotions); × releases it."), overrides));
   await buildMorphs(overrides);
-  state.on("instance", () => refreshInstancePanels());
+  state.on("instance", () => { recovery.reset(); refreshInstancePanels(); });
   state.on("emotion", ({name}) => markEmotion(name));
   state.on("speaking", ({on}) => { document.getElementById("speaking-badge").hidden = !on; });
+  state.on("instance-reply", onInstanceReply);
+  setInterval(watchInstance, WATCH_MS);
   await refreshInstances();
 }
 
@@ -84,12 +93,12 @@ function buildToolbar() {
     backdropRow());
   bar.hidden = false;
   const feed = document.getElementById("feed");
-  feed.addEventListener("load", () => { feed.hidden = false; document.getElementById("stage-message").hidden = true; });
-  feed.addEventListener("error", () => {
-    if (!feed.getAttribute("src")) return;
-    showMessage("The video feed stopped; reconnecting…");
-    setTimeout(() => state.instanceId && showFeed(state.instanceId), 3000);
+  feed.addEventListener("load", () => {
+    feed.hidden = false;
+    document.getElementById("stage-message").hidden = true;
+    recovery.feedDelay = 0;
   });
+  feed.addEventListener("error", () => { if (feed.getAttribute("src")) feedStopped(); });
 }
 
 function setPaused(paused) {
@@ -128,8 +137,10 @@ function formOf(fields) {
 }
 
 async function loadCharacter(name, asNew) {
+  recovery.reset();
   const fields = asNew ? {character: name, new: "true"} : {character: name, instance_id: state.instanceId};
   const reply = await api("api/talkinghead/load", {form: formOf(fields)});
+  uploads.delete(reply.instance_id);  // now an example character, re-created by name
   toast(`${reply.character} ${reply.created ? "loaded into new instance" : "loaded into"} ${reply.instance_id}`, "ok");
   await refreshInstances(reply.instance_id);
   if (!asNew) showFeed(reply.instance_id);
@@ -139,6 +150,8 @@ async function uploadCharacter() {
   const file = await pickFile("image/png,image/webp,image/*");
   if (!file) return;
   const reply = await api("api/talkinghead/load", {form: formOf({file, instance_id: state.instanceId})});
+  recovery.reset();
+  uploads.set(reply.instance_id, file);
   toast(`Uploaded ${reply.character} (${reply.size.join("×")}) into ${reply.instance_id}`, "ok");
   await refreshInstances(reply.instance_id);
 }
@@ -163,12 +176,113 @@ async function refreshInstancePanels() {
   const id = state.instanceId;
   if (!id) return;
   showFeed(id);
-  const [emotions, status] = await Promise.all([
-    api("api/talkinghead/emotions", {query: {instance_id: id}}),
-    api("api/talkinghead/status", {query: {instance_id: id}})]);
+  const {emotions, status} = await remember(id);
   buildEmotions(emotions);
   setPaused(Boolean(status.paused));
   syncOverrides(status.overrides || {});
+}
+
+// -- an instance the server lost -----------------------------------------------------------------
+
+const uploads = new Map();  // instance id -> the picture uploaded into it (needed to create it again)
+let kept = null;            // the instance on stage as last read from the server: what re-creating restores
+const recovery = {
+  running: false, tries: [], gaveUp: null, feedDelay: 0,
+  reset() { this.tries = []; this.gaveUp = null; this.feedDelay = 0; },
+};
+
+/** Read what re-creating ``id`` needs: its character, emotion templates, animator settings, emotion, overrides. */
+async function remember(id) {
+  const started = Date.now();
+  const [emotions, status, animator] = await Promise.all([
+    api("api/talkinghead/emotions", {query: {instance_id: id}}),
+    api("api/talkinghead/status", {query: {instance_id: id}}),
+    api("api/talkinghead/animator_settings", {query: {instance_id: id}})]);
+  if (id === state.instanceId && !recovery.running) {
+    kept = {id, character: status.character, templates: emotions.emotions, emotion: emotions.current,
+      animator, overrides: status.overrides || {}, paused: Boolean(status.paused)};
+    document.getElementById("stage").dataset.rememberedAt = String(started);  // when the state read here was current
+  }
+  return {emotions, status};
+}
+
+const rememberSoon = debounce(() => {
+  if (state.instanceId && !recovery.running) remember(state.instanceId).catch(() => {});
+}, 1000);
+
+/** Every API answer naming an instance: a 404 for ours starts its re-creation; a change refreshes ``kept``. */
+function onInstanceReply({path, method, status, instanceId}) {
+  if (instanceId !== state.instanceId) return;
+  if (status === 404) instanceLost(instanceId);
+  else if (method === "POST" && status < 300 && CHANGES.test(path)) rememberSoon();
+}
+
+function watchInstance() {
+  const id = state.instanceId;
+  if (!id || document.hidden || recovery.running || recovery.gaveUp === id) return;
+  api("api/talkinghead/status", {query: {instance_id: id}}).catch(() => {});  // a 404 reaches onInstanceReply
+}
+
+/** The feed failed: a lost instance is re-created (the status call's 404 does it); otherwise reopen it, backing off. */
+async function feedStopped() {
+  const id = state.instanceId;
+  if (!id || recovery.running) return;
+  try {
+    await api("api/talkinghead/status", {query: {instance_id: id}});
+  } catch (err) {
+    if (err.status === 404) return;
+  }
+  recovery.feedDelay = Math.min(FEED_RETRY_MAX_MS, Math.max(1000, recovery.feedDelay * 2));
+  showMessage(`The video feed stopped; reconnecting in ${Math.round(recovery.feedDelay / 1000)} s…`);
+  setTimeout(() => { if (state.instanceId === id && !recovery.running) showFeed(id); }, recovery.feedDelay);
+}
+
+function instanceLost(id) {
+  if (recovery.running || recovery.gaveUp === id) return;
+  recovery.running = true;
+  recreate(id).finally(() => { recovery.running = false; });
+}
+
+/** Load the lost instance again under its id, as ``kept`` describes it, with back-off; give up after a few tries. */
+async function recreate(id) {
+  let failure = null;
+  for (;;) {
+    const now = Date.now();
+    recovery.tries = recovery.tries.filter((t) => now - t < RECREATE_WINDOW_MS);
+    if (recovery.tries.length >= RECREATE_DELAYS_MS.length) break;
+    showMessage(`The server no longer has avatar ${id}; creating it again…`);
+    await new Promise((resolve) => setTimeout(resolve, RECREATE_DELAYS_MS[recovery.tries.length]));
+    recovery.tries.push(Date.now());
+    if (state.instanceId !== id) return;  // the user moved on meanwhile
+    try {
+      await restore(id, kept && kept.id === id ? kept : {character: characters[0]});
+      toast(`The server had lost avatar ${id}; it was created again`, "ok");
+      recovery.running = false;
+      await refreshInstances(id);  // the instance list, and the panels and feed of ``id``
+      return;
+    } catch (err) {
+      failure = err;
+    }
+  }
+  recovery.gaveUp = id;
+  const message = `Avatar ${id} is gone from the server and could not be created again ` +
+    `(${failure ? errorText(failure) : "the server lost it again after each try"}). Pick a character and press Load.`;
+  showMessage(message);
+  toast(message);
+}
+
+async function restore(id, was) {
+  const picture = uploads.get(id);
+  if (!picture && !characters.includes(was.character)) {
+    throw new Error(`its character ${was.character} was uploaded from another page`);
+  }
+  await api("api/talkinghead/load", {form: formOf(picture ? {file: picture, instance_id: id} : {character: was.character, instance_id: id})});
+  const on = (path, json) => api(`api/talkinghead/${path}`, {json: {...json, instance_id: id}});
+  if (was.templates) await on("load_emotion_templates", was.templates);
+  if (was.animator) await on("load_animator_settings", was.animator);
+  if (was.emotion) await on("set_emotion", {emotion_name: was.emotion});
+  if (was.overrides && Object.keys(was.overrides).length) await on("set_overrides", {overrides: was.overrides});
+  if (was.paused) await on("stop", {});
 }
 
 // -- backdrop ------------------------------------------------------------------------------------

@@ -1,6 +1,10 @@
 // The server's API: URLs relative to this script's /ui/js/ (works behind a path prefix and from pages that
 // modules ship under /ui/modules/<name>/), the API key as a Bearer header (asked for once when the server
-// answers 401), and errors as exceptions carrying the server's message.
+// answers 401), and errors as exceptions carrying the server's message. Every answer that names an avatar
+// instance (X-Instance-Id) is announced as state event "instance-reply", so the avatar panel notices when the
+// server no longer has its instance, whichever panel asked.
+
+import {state} from "./state.js";
 
 export const BASE = new URL("../../", import.meta.url);
 const KEY = "greenroom.api-key";
@@ -46,6 +50,8 @@ export async function api(path, opts = {}, retried = false) {
   if (res.status === 401 && !retried) {
     if (await askForKey()) return api(path, opts, true);
   }
+  const instanceId = res.headers.get("X-Instance-Id");
+  if (instanceId) state.emit("instance-reply", {path: path.replace(/^\//, ""), method, status: res.status, instanceId});
   const type = res.headers.get("Content-Type") || "";
   let data;
   if (type.includes("json")) data = await res.json().catch(() => null);

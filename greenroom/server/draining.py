@@ -12,7 +12,7 @@ import logging
 import time
 from typing import Any
 
-from .context import Context
+from ..context import Context
 
 log = logging.getLogger("greenroom.serve")
 

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import signal
+import threading
 from typing import Any
 
 from flask import Flask
@@ -13,12 +14,17 @@ from waitress.server import create_server
 from waitress.task import ErrorTask
 from waitress.wasyncore import ExitNow
 
-from .app import host_of
+from ..app import host_of
+from ..errors import Error
+from ..http import error_body
 from .draining import Drain, serve_until_drained
-from .errors import Error
-from .http import error_body
 
 log = logging.getLogger("greenroom.serve")
+
+UNLOAD_GRACE_S = 5.0
+"""How long a stop waits for the modules to unload. A model call in progress cannot be interrupted (a
+background THA3 pose on a starved CPU took 40 s and more); the process leaves without it: cli.exit_now ends
+it with os._exit, so a thread still inside torch is no hazard."""
 
 
 class _Stop(ExitNow):
@@ -28,7 +34,7 @@ class _Stop(ExitNow):
 class _Signals:
     """SIGTERM/SIGINT: the first stops gracefully, a second is ignored while that runs (it used to raise out
     of the shutdown with a traceback), a third leaves at once with exit code 128 + the signal's number.
-    With a ``drain`` (greenroom/draining.py) a signal that comes before all these starts the drain."""
+    With a ``drain`` (draining.py) a signal that comes before all these starts the drain."""
 
     def __init__(self, drain: Drain | None = None) -> None:
         self.received = 0
@@ -48,6 +54,18 @@ class _Signals:
         log.error("%s received a third time; exiting without finishing the shutdown", name)
         logging.shutdown()
         os._exit(128 + signum)
+
+
+def _unload_within(gr: Any, seconds: float) -> bool:
+    """Stop the streams and unload the modules (``Host.shutdown``), waiting at most ``seconds``; False if the
+    unload was still running then. Streams end first: the shutdown sets ``context.stopping`` at once."""
+    unloading = threading.Thread(target=gr.shutdown, name="greenroom-unload", daemon=True)
+    unloading.start()
+    unloading.join(seconds)
+    if unloading.is_alive():
+        log.warning("modules still unloading after %g s (a model call in progress); stopping without them", seconds)
+        return False
+    return True
 
 
 class _JsonErrorTask(ErrorTask):
@@ -97,7 +115,7 @@ def serve(app: Flask, host: str, port: int) -> None:
     except _Stop as exc:
         log.info("%s received; shutting down", exc)
     finally:
-        gr.shutdown()
+        _unload_within(gr, UNLOAD_GRACE_S)
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
         server.close()
         log.info("stopped")

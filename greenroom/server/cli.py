@@ -9,10 +9,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from .config import ConfigError, HostConfig, read_config_file
-from .paths import DATA_DIR_ENV
+from ..config import ConfigError, HostConfig
+from ..paths import DATA_DIR_ENV
+from .config_file import read_config_file
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "plugins.toml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "plugins.toml"
 
 
 def parse_module_list(value: str) -> list[str]:
@@ -64,8 +65,8 @@ def load_config(args: argparse.Namespace) -> HostConfig:
 
 def _installed(config: HostConfig):
     """Discover and construct every installed module without loading any."""
-    from .host import Host
-    from .plugins import PluginRegistry
+    from ..host import Host
+    from ..plugins import PluginRegistry
     registry = PluginRegistry()
     registry.discover()
     config.server.enable_modules = []
@@ -131,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return list_modules(config)
         if args.print_config:
             return print_config(config)
-        from .app import create_app
+        from ..app import create_app
         from .serve import serve
         app = create_app(config)
     except ConfigError as exc:

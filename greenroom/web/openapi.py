@@ -1,11 +1,16 @@
 """The OpenAPI 3.1 document, built from the operations the served blueprints recorded."""
 from __future__ import annotations
 
-from typing import Any, Iterable
+import re
+from typing import TYPE_CHECKING, Any, Iterable
 
 from pydantic import BaseModel
 
-from .api import Operation, openapi_path
+from .. import __version__
+from ..api import Operation
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -24,6 +29,18 @@ OPENAI_ERROR_SCHEMA = {
 }
 ERROR_SCHEMAS = {"/": "Error", "/v1/": "OpenAIError"}
 """The error schema by route prefix, longest first, as greenroom.http.ERROR_SHAPES answers them."""
+
+
+FLASK_PARAM = re.compile(r"<(?:(\w+):)?(\w+)>")
+
+
+def openapi_path(rule: str) -> tuple[str, list[dict[str, Any]]]:
+    """Flask's ``/x/<int:n>`` as OpenAPI's ``/x/{n}`` with its path parameters."""
+    params = []
+    for conv, name in FLASK_PARAM.findall(rule):
+        schema = {"type": "integer"} if conv == "int" else {"type": "string"}
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return FLASK_PARAM.sub(r"{\2}", rule), params
 
 
 class _Schemas:
@@ -127,3 +144,13 @@ def build_openapi(title: str, version: str, host_ops: Iterable[Operation],
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
         doc["security"] = [{"bearer": []}]
     return doc
+
+
+def openapi_document(app: "Flask", every_module: bool = False) -> dict[str, Any]:
+    """The enabled modules' operations; ``every_module``: every installed module's (the documentation site)."""
+    host = app.extensions["greenroom"]
+    blueprints = app.extensions["greenroom.blueprints"]
+    names = [name for name in blueprints if name != "host"] if every_module else host.enabled
+    module_ops = [op for name in names for op in blueprints[name].operations]
+    return build_openapi("Greenroom", __version__, blueprints["host"].operations, module_ops,
+                         secure=host.server.secure)

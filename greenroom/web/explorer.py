@@ -9,7 +9,8 @@ from pathlib import Path
 import flask_swagger_ui
 from flask import current_app, render_template, send_from_directory
 
-from .api import ApiBlueprint
+from ..api import ApiBlueprint
+from .openapi import openapi_document
 
 ASSETS = Path(flask_swagger_ui.__file__).resolve().parent / "dist"
 HTML = {200: {"description": "HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}}
@@ -17,8 +18,6 @@ HTML = {200: {"description": "HTML page", "content": {"text/html": {"schema": {"
 
 def add_routes(bp: ApiBlueprint) -> None:
     """``/docs`` and ``/docs/assets/<file>`` on the host blueprint, both without the API key."""
-    from .app import openapi_document  # app.py imports this module
-
     @bp.api("/docs", summary="The interactive API explorer (Swagger UI; try any request from the browser)",
             auth=False, responses=HTML)
     def docs():

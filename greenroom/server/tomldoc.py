@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel
 
-from .config import ServerSettings
+from ..config import ServerSettings
 
 HEADER = """\
 # Greenroom configuration. Every setting is shown commented out with its default;

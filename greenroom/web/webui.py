@@ -1,4 +1,4 @@
-"""The web page at ``/ui/``: the shell from ``greenroom/ui/`` (plain ES modules, no build step), the tabs
+"""The web page at ``/ui/``: the shell from ``greenroom/web/ui/`` (plain ES modules, no build step), the tabs
 that modules ship in their own ``web_dir`` (``/ui/modules/<name>/``), and the backdrop pictures in
 ``assets/backdrops/``. Served without the API key (a browser loads them with plain ``<script>``/``<img>``
 requests); the page itself asks for the key and sends it on every API call."""
@@ -10,8 +10,8 @@ from flask import Response, current_app, jsonify, redirect, request, send_from_d
 from pydantic import BaseModel, Field
 from werkzeug.exceptions import NotFound
 
-from .api import ApiBlueprint
-from .paths import assets_dir
+from ..api import ApiBlueprint
+from ..paths import assets_dir
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
 BACKDROPS = assets_dir() / "backdrops"

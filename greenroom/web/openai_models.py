@@ -17,11 +17,11 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
-from .errors import Error, NotFound
+from ..errors import Error, NotFound
 
 if TYPE_CHECKING:
-    from .api import ApiBlueprint
-    from .context import Context
+    from ..api import ApiBlueprint
+    from ..context import Context
 
 MODELS_TOPIC = "openai.models"
 
