@@ -429,7 +429,7 @@ async function recreate(avatar) {
         if (failure.kind === 'down' || failure.kind === 'key') return;  // the status line and reconnect take over
     }
     const why = failure ? failure.message : 'the server lost it again after each re-creation';
-    const message = `${avatar.name}: the avatar could not be created again after ${RECREATE_DELAYS_MS.length} tries (${why}). Press Connect to try again.`;
+    const message = `${avatar.name}: the avatar could not be created again (${why}; ${avatar.tries.length} tries within a minute). Press Connect to try again.`;
     setAvatarState(avatar, 'lost', message);
     setStatus(state.connection, message);
     toast('error', message);

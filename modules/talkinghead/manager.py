@@ -41,7 +41,7 @@ class InstanceManager:
         self.defaults = defaults
         self.templates = templates
         self.cache = PoseCache(settings.cache_dir, settings.cache_memory_mb, settings.cache_disk_mb)
-        self.worker = PoseWorker(settings.background_nice)
+        self.worker = PoseWorker(settings.background_nice, settings.background_idle)
         self.batcher = PoseBatcher(poser, settings.max_batch, settings.batch_wait_ms)
         self.full_pose_seconds: float | None = None
         self.measured_fps: float | None = None

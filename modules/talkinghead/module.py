@@ -85,7 +85,8 @@ class Talkinghead(Module):
                 "capacity": {"sustainable_fps": None if (c := m.capacity_fps()) is None else round(c, 1),
                              "full_mode_fps_in_use": m.full_mode_fps(), "admission": s.admission},
                 "worker": {"pending": m.worker.pending(), "jobs_done": m.worker.jobs_done,
-                           "busy_seconds": round(m.worker.busy_seconds, 1)},
+                           "busy_seconds": round(m.worker.busy_seconds, 1),
+                           "cpu_seconds": round(m.worker.cpu_seconds, 3)},
                 "cache": m.cache.stats()}
 
     # -- defaults --------------------------------------------------------------------------------
