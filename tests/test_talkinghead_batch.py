@@ -83,15 +83,21 @@ def test_a_lone_request_goes_without_waiting(poser, characters):
         batcher.configure(max_batch=4, wait_ms=300)
         batcher.pose(alone, characters[0], pose)
         assert batcher.last.reason == "deadline" and batcher.last.waited_s >= 0.3
-        # both clients asking at once: one batch of two, sent as soon as both are in
-        batcher.configure(max_batch=4, wait_ms=60_000)
-        threads = [threading.Thread(target=batcher.pose, args=(c, characters[0], pose)) for c in (other, alone)]
-        for t in threads:
-            t.start()
-        for t in threads:
+        # two requests waiting while a batch runs (the test holds the poser's lock meanwhile): they go
+        # together as soon as the batch is done, since together they fill max_batch
+        batcher.configure(max_batch=2, wait_ms=60_000)
+        with poser.lock:
+            first = threading.Thread(target=batcher.pose, args=(new_client(), characters[1], pose))
+            first.start()
+            wait_for(lambda: batcher.in_flight == 1, interval=0.01)  # taken, and blocked on the lock
+            threads = [threading.Thread(target=batcher.pose, args=(c, characters[0], pose)) for c in (other, alone)]
+            for t in threads:
+                t.start()
+            wait_for(lambda: batcher.pending() == 2, interval=0.01)
+        for t in (first, *threads):
             t.join()
-        assert batcher.last.reason == "all_in" and batcher.last.size == 2
-        assert batcher.stats()["batch_sizes_seen"] == {"1": 3, "2": 1}
+        assert batcher.last.reason == "full" and batcher.last.size == 2
+        assert batcher.stats()["batch_sizes_seen"] == {"1": 4, "2": 1}
     finally:
         batcher.close()
     assert not batcher._thread.is_alive()

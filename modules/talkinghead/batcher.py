@@ -100,6 +100,7 @@ class PoseBatcher:
         self._pending: list[_Request] = []
         self._seen: dict[Hashable, float] = {}   # client -> when it last asked or was answered
         self._closed = False
+        self.in_flight = 0                          # frames of the batch being posed now
         self._stats = _Stats()
         self.last: Dispatch | None = None
         self._torch_threads = torch.get_num_threads()  # the caller's; a new thread's default may differ
@@ -159,6 +160,7 @@ class PoseBatcher:
                     self._cond.wait(min(oldest + self._deadline(), lapse) - now)
                     continue
                 batch, self._pending = self._pending[:self.max_batch], self._pending[self.max_batch:]
+                self.in_flight = len(batch)
                 return batch, Dispatch(len(batch), reason, now - oldest)
 
     def _loop(self) -> None:
@@ -198,6 +200,7 @@ class PoseBatcher:
             now = time.monotonic()
             for request in batch:  # answered now: expected to ask again, however long the batch took
                 self._seen[request.client] = now
+            self.in_flight = 0
             s = self._stats
             s.batches += 1
             s.frames += dispatch.size
@@ -238,7 +241,8 @@ class PoseBatcher:
                 "batch_sizes_seen": {str(k): v for k, v in sorted(s.sizes.items())},
                 "mean_batch_size": round(s.frames / s.batches, 3) if s.batches else 0.0,
                 "mean_fill": round(s.fill / s.batches, 3) if s.batches else 0.0,
-                "dispatch": dict(s.reasons), "pending": len(self._pending), "max_pending": s.max_pending,
+                "dispatch": dict(s.reasons), "pending": len(self._pending), "in_flight": self.in_flight,
+                "max_pending": s.max_pending,
                 "stage_ms": {"wait": ms(s.wait), "forward": ms(s.forward), "transfer": ms(s.transfer)},
                 "frames_per_second_by_size": {str(k): round(k / m.mean(), 2)
                                               for k, m in sorted(s.by_size.items()) if m.mean()},
