@@ -1,215 +1,220 @@
-"""Real-time avatar on a CPU: low_compute mode against full posing, in the same run, through real
-HTTP feeds with the default postprocessor chain at 512x512.
+"""What a viewer of the CPU avatar sees: distinct frames per second on the real HTTP feed (issue 23).
 
-Per mode it prints: frames/s delivered by the feed and distinct frames/s encoded, CPU time per
-delivered frame (the whole process, and without the background cache renderer), time from the load
-call to the first feed part, time until an emotion change is visible in the feed, and (low_compute)
-the cache warm-up time from a cold disk cache. Goal: >= 25 frames/s delivered, an emotion change
-visible within 1 s once that emotion is cached.
+It starts the real server (``server.py --enable-modules=talkinghead``, low_compute mode, 512x512, the
+default postprocessor chain) in its own process and reads ``/api/talkinghead/result_feed`` like a browser.
+A part counts as *distinct* when its image differs from the previous part's (compared byte for byte:
+the encoder is deterministic, so equal pixels give equal bytes). Scenarios, in one run and one server:
 
-Run: .venv/bin/python bench/cpu_realtime.py [--seconds S] [--warmup-limit S]
+* ``cold``: a fresh cache folder; one avatar talking while the background renderer fills the cache
+  (measured once the neutral face, its blink and talking layers exist, so the picture can move);
+* ``warm``: the same avatar once the cache is full (background renderer idle);
+* ``two``: a second instance, both talking, two feeds (warm: its cache is filled first).
+
+Per feed it prints: distinct frames/s (the headline), the 5th percentile of distinct frames over
+1-second windows, the longest run of repeated parts and the longest time one picture stayed on screen,
+parts/s, and the server's CPU per distinct frame (whole process; the live render/output threads;
+the background renderer, counted per finished job). Goal (issue 23): >= 24 distinct/s with p5 >= 20 cold and warm, >= 20 each
+for two avatars.
+
+    .venv/bin/python bench/cpu_realtime.py [--seconds 20] [--scenarios cold,warm,two] [--format PNG]
+
+``--format webp`` asks the feeds for WebP (``?format=webp``, what the web UI uses); ``--setting KEY=VALUE``
+adds a line to the server's ``[modules.talkinghead]`` table (``--setting background_idle=true``). A shared machine makes absolute figures noisy: compare runs made
+side by side.
 """
 from __future__ import annotations
 
 import argparse
-import io
 import os
+import signal
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import requests
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("GREENROOM_LOAD_PLUGINS", "")
-FACE = (slice(60, 200), slice(190, 330))
+
+from bench.feed_parts import feed_parts  # noqa: E402
+from tests.server_process import ServerProcess  # noqa: E402
+
+TH = "/api/talkinghead"
 
 
 class Feed:
-    """Reads one result_feed in a thread: counts parts, keeps the latest image and its arrival time."""
+    """Reads one result_feed in a thread; records each part's arrival time, a hash of its bytes and
+    its X-Frame-Seq header (when the server sends one)."""
 
-    def __init__(self, url: str, instance_id: str) -> None:
-        self.url, self.instance_id = url, instance_id
-        self.count, self.first_at, self.latest, self.latest_at = 0, None, None, 0.0
+    def __init__(self, url: str, instance_id: str, fmt: str | None) -> None:
+        params = {"instance_id": instance_id, **({"format": fmt.lower()} if fmt else {})}
+        self.response = requests.get(f"{url}{TH}/result_feed", params=params, stream=True, timeout=60)
+        self.response.raise_for_status()
+        self.parts: list[tuple[float, int, str | None]] = []  # (arrival, hash of the image bytes, seq)
+        self.content_types: set[str] = set()
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
 
     def _run(self) -> None:
-        with requests.get(f"{self.url}/api/talkinghead/result_feed", params={"instance_id": self.instance_id},
-                          stream=True, timeout=120) as r:
-            buf = b""
-            for chunk in r.iter_content(65536):
-                buf += chunk
-                while True:
-                    head = buf.find(b"\r\n\r\n")
-                    if head < 0:
-                        break
-                    length = int([line.split(b":")[1] for line in buf[:head].split(b"\r\n")
-                                  if line.lower().startswith(b"content-length")][0])
-                    if len(buf) < head + 4 + length + 2:
-                        break
-                    self.latest, self.latest_at = buf[head + 4:head + 4 + length], time.monotonic()
-                    buf = buf[head + 4 + length + 2:]
-                    self.count += 1
-                    if self.first_at is None:
-                        self.first_at = self.latest_at
-                if self.stop.is_set():
-                    return
+        for headers, data in feed_parts(self.response):
+            self.parts.append((time.monotonic(), hash(data), headers.get("x-frame-seq")))
+            self.content_types.add(headers["content-type"])
+            if self.stop.is_set():
+                break
+        self.response.close()
 
-    def face(self) -> np.ndarray:
-        return np.asarray(Image.open(io.BytesIO(self.latest)), dtype=np.float32)[FACE]
-
-
-def serve(cache_dir: str):
-    from waitress.server import create_server
-
-    from greenroom.app import create_app
-    from greenroom.config import HostConfig, ServerSettings
-    config = HostConfig(server=ServerSettings(enable_modules=["talkinghead"], max_streams=16,
-                                              api_key_file=str(Path(tempfile.mkdtemp()) / "key")),
-                        modules={"talkinghead": {"cache_dir": cache_dir, "mode": "low_compute"}})
-    app = create_app(config)
-    server = create_server(app, host="127.0.0.1", port=0, threads=24)
-    threading.Thread(target=server.run, daemon=True).start()
-    return app, server, f"http://127.0.0.1:{server.effective_port}"
+    def window(self, t0: float, t1: float) -> dict:
+        """Figures over the parts that arrived in [t0, t1)."""
+        inside = [i for i, p in enumerate(self.parts) if t0 <= p[0] < t1]
+        if not inside:
+            return {"parts_fps": 0.0, "distinct_fps": 0.0, "p5": 0, "longest_repeat": 0, "longest_still_ms": float("nan"),
+                    "resent": 0, "distinct": 0}
+        distinct_at, run, longest, resent = [], 0, 0, 0
+        for i in inside:
+            at, digest, seq = self.parts[i]
+            same = i > 0 and self.parts[i - 1][1] == digest
+            if same:
+                run += 1
+                longest = max(longest, run)
+                resent += i > 0 and seq is not None and self.parts[i - 1][2] == seq
+            else:
+                run = 0
+                distinct_at.append(at)
+        seconds = t1 - t0
+        per_second = [sum(1 for at in distinct_at if t0 + k <= at < t0 + k + 1) for k in range(int(seconds))]
+        p5 = sorted(per_second)[int(0.05 * (len(per_second) - 1))] if per_second else 0
+        gaps = [b - a for a, b in zip([t0] + distinct_at, distinct_at + [t1])]
+        return {"parts_fps": len(inside) / seconds, "distinct_fps": len(distinct_at) / seconds, "p5": p5,
+                "longest_repeat": longest, "longest_still_ms": 1000 * max(gaps), "resent": resent,
+                "distinct": len(distinct_at), "per_second": per_second}
 
 
-def cpu_seconds(exclude: set[int]) -> tuple[float, float]:
-    """(process CPU seconds, CPU seconds without the threads in ``exclude``)."""
-    proc = psutil.Process()
-    total = sum(proc.cpu_times()[:2])
-    excluded = sum(t.user_time + t.system_time for t in proc.threads() if t.id in exclude)
-    return total, total - excluded
+def status(url: str, iid: str) -> dict:
+    return requests.get(f"{url}{TH}/status", params={"instance_id": iid}, timeout=30).json()
 
 
-def emotion_latency(url: str, iid: str, feed: Feed, emotion: str, timeout: float = 120) -> float:
-    time.sleep(1.0)
-    before = feed.face()
+def module_status(url: str) -> dict:
+    return requests.get(f"{url}/api/modules/talkinghead", timeout=30).json()["status"]
+
+
+def wait(predicate, timeout: float, what: str) -> float:
     t0 = time.monotonic()
-    requests.post(f"{url}/api/talkinghead/set_emotion", json={"emotion_name": emotion, "instance_id": iid})
-    while time.monotonic() - t0 < timeout:
-        if feed.latest_at > t0 and np.abs(feed.face() - before).mean() > 4.0:
-            return feed.latest_at - t0
-        time.sleep(0.005)
-    return float("nan")
+    while not predicate():
+        if time.monotonic() - t0 > timeout:
+            raise SystemExit(f"gave up after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.5)
+    return time.monotonic() - t0
 
 
-def pipeline_cpu_ms(app, iid: str, frames: int = 40) -> dict:
-    """CPU milliseconds per frame of the live path, run on this thread with the instance's own objects
-    (animator tick, render, crop/postprocess/sRGB, encode): what 25 frames/s costs, independent of how
-    busy the machine is (thread CPU time, not wall time)."""
-    import torch
-
-    from greenroom_modules.talkinghead import encoding
-    torch.set_num_threads(1)  # per thread: all work stays on this thread, where thread_time sees it
-    inst = app.extensions["greenroom"].module("talkinghead").manager.get(iid)
-    costs = {"render": 0.0, "postprocess+srgb": 0.0, "encode": 0.0}
-    now = time.monotonic()
-    for i in range(frames):
-        c0 = time.thread_time()
-        pose = inst.animator.tick(now + i / 25)
-        frame = inst.renderer.render(pose, inst.animator_target())
-        c1 = time.thread_time()
-        rgba8 = inst._finish(frame, inst.settings, inst.postprocessor)
-        c2 = time.thread_time()
-        encoding.encode(rgba8, inst.settings.format)
-        c3 = time.thread_time()
-        for key, value in zip(costs, (c1 - c0, c2 - c1, c3 - c2)):
-            costs[key] += value * 1000 / frames
-    costs["total"] = sum(costs.values())
-    return costs
+def idle_layers_ready(url: str, iid: str) -> bool:
+    """The neutral face, body and the blink/talk layers are cached: talking and blinking can show."""
+    cache = status(url, iid)["cache"]
+    return cache["faces"] >= 1 and cache["body_poses"] >= 1 and cache["face_layers"] >= 3
 
 
-def cached_emotion(app, iid: str) -> str:
-    """An emotion whose face and head pose are both cached (surprise when it is), for the latency test."""
-    from greenroom_modules.talkinghead import pose as P
-    inst = app.extensions["greenroom"].module("talkinghead").manager.get(iid)
-    r = inst.renderer
-    ready = [name for name, t in inst.templates.items() if name != "neutral"
-             and r._has(r.face_key(t[P.EXPRESSION])) and r._has(r.body_key(t[P.ROTATION]))]
-    return "surprise" if "surprise" in ready else (ready[0] if ready else "surprise")
-
-
-def measure(app, url: str, mode: str, seconds: float, warmup_limit: float, worker_id: int) -> dict:
-    r = requests.post(f"{url}/api/modules/talkinghead/settings", json={"mode": mode})  # new instances' mode
-    assert r.status_code == 200, r.text
-    t0 = time.monotonic()
-    r = requests.post(f"{url}/api/talkinghead/load", data={"character": "lambda_00", "new": "true"})
-    iid = r.json()["instance_id"]
-    assert r.json()["mode"] == mode, r.json()
-    feed = Feed(url, iid)
-    status = lambda: requests.get(f"{url}/api/talkinghead/status", params={"instance_id": iid}).json()  # noqa: E731
-    while feed.first_at is None and time.monotonic() - t0 < 120:
-        time.sleep(0.005)
-    out = {"first_frame_s": (feed.first_at or float("nan")) - t0}
-    requests.get(f"{url}/api/talkinghead/start_talking", params={"instance_id": iid})
+def measure(url: str, pid: int, iids: list[str], feeds: list[Feed], seconds: float) -> dict:
+    """Talk on every instance, settle 2 s, then measure ``seconds``: per-feed figures and server CPU."""
+    for iid in iids:
+        requests.get(f"{url}{TH}/start_talking", params={"instance_id": iid}, timeout=30)
     time.sleep(2.0)
-    c0, s0, n0, e0 = cpu_seconds({worker_id}), time.monotonic(), feed.count, status()["frames"]["encoded"]
+    proc = psutil.Process(pid)
+    before = [status(url, iid) for iid in iids]
+    worker0 = module_status(url)["worker"]
+    cpu0, t0 = sum(proc.cpu_times()[:2]), time.monotonic()
     time.sleep(seconds)
-    c1, s1, n1, st = cpu_seconds({worker_id}), time.monotonic(), feed.count, status()
-    elapsed, delivered = s1 - s0, n1 - n0
-    out.update(delivered_fps=delivered / elapsed, encoded_fps=(st["frames"]["encoded"] - e0) / elapsed,
-               cpu_ms_per_frame=1000 * (c1[0] - c0[0]) / max(delivered, 1),
-               cpu_ms_per_frame_live=1000 * (c1[1] - c0[1]) / max(delivered, 1),
-               stages=st["stage_ms"], cache_during=st.get("cache"))
-    requests.get(f"{url}/api/talkinghead/stop_talking", params={"instance_id": iid})
-    if mode == "low_compute":
-        while status()["cache"]["pending"] > 0 and time.monotonic() - t0 < warmup_limit:
-            time.sleep(1.0)
-        st = status()
-        out["warmup_s"] = time.monotonic() - t0 if st["cache"]["pending"] == 0 else float("nan")
-        out["cache_after"] = st["cache"]
-    emotion = "surprise" if mode == "full" else cached_emotion(app, iid)
-    out["emotion"] = emotion
-    out["emotion_visible_s"] = emotion_latency(url, iid, feed, emotion)
-    out["pipeline_cpu_ms"] = pipeline_cpu_ms(app, iid, 40 if mode == "low_compute" else 2)
-    feed.stop.set()
-    requests.post(f"{url}/api/talkinghead/unload", json={"instance_id": iid})
-    return out
+    cpu1, t1 = sum(proc.cpu_times()[:2]), time.monotonic()
+    after = [status(url, iid) for iid in iids]
+    worker1 = module_status(url)["worker"]
+    for iid in iids:
+        requests.get(f"{url}{TH}/stop_talking", params={"instance_id": iid}, timeout=30)
+    results = [feed.window(t0, t1) for feed in feeds]
+    distinct = sum(r["distinct"] for r in results) or 1
+    live = sum(a["cpu_seconds"]["live"] - b["cpu_seconds"]["live"] for a, b in zip(after, before))
+    background = worker1["cpu_seconds"] - worker0["cpu_seconds"]
+    return {"feeds": results, "seconds": t1 - t0, "load": os.getloadavg()[0],
+            "cpu_ms_per_frame": 1000 * (cpu1 - cpu0) / distinct, "live_cpu_ms_per_frame": 1000 * live / distinct,
+            "background_cores": background / (t1 - t0), "pending": (before[0]["cache"]["pending"], after[0]["cache"]["pending"]),
+            "stage_ms": after[0]["stage_ms"], "content_types": sorted(set().union(*(f.content_types for f in feeds)))}
+
+
+def report(name: str, res: dict) -> None:
+    print(f"\n== {name} ({res['seconds']:.0f} s, load average {res['load']:.2f}, {', '.join(res['content_types'])})")
+    for i, r in enumerate(res["feeds"]):
+        print(f"  feed {i + 1}: DISTINCT {r['distinct_fps']:.1f} frames/s, p5 over 1-s windows {r['p5']}, "
+              f"longest run of repeated parts {r['longest_repeat']}, longest still picture {r['longest_still_ms']:.0f} ms; "
+              f"{r['parts_fps']:.1f} parts/s ({r['resent']} parts re-sent the same frame)")
+        print(f"          distinct per 1-s window: {r['per_second']}")
+    print(f"  server CPU per distinct frame: {res['cpu_ms_per_frame']:.1f} ms (process), "
+          f"{res['live_cpu_ms_per_frame']:.1f} ms (render + output threads); background renderer "
+          f"{res['background_cores']:.2f} cores; cache pending {res['pending'][0]} -> {res['pending'][1]}")
+    print("  stage ms (wall, feed 1's instance): " + ", ".join(f"{k} {v}" for k, v in res["stage_ms"].items() if v is not None))
+
+
+def load(url: str, character: str) -> str:
+    """A new instance showing ``character``; its id."""
+    r = requests.post(f"{url}{TH}/load", data={"character": character, "new": "true"}, timeout=120)
+    r.raise_for_status()
+    assert r.json()["mode"] == "low_compute", r.json()
+    return r.json()["instance_id"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=15.0, help="measuring window per mode")
-    parser.add_argument("--warmup-limit", type=float, default=600.0, help="give up waiting for the cache after this")
-    parser.add_argument("--cache-dir", default="", help="default: a fresh (cold) temporary folder")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=20.0, help="measuring window per scenario")
+    parser.add_argument("--scenarios", default="cold,warm,two", help="comma-separated: cold, warm, two")
+    parser.add_argument("--format", default="", help="ask the feed for this format (png, webp); default: the server's")
+    parser.add_argument("--second-character", default="lambda_01", help="the second avatar of 'two'")
+    parser.add_argument("--warmup-limit", type=float, default=900.0, help="most seconds to wait for a full cache")
+    parser.add_argument("--cache-dir", default="", help="pose cache folder (default: a fresh, cold one)")
+    parser.add_argument("--setting", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [modules.talkinghead] line for plugins.toml, e.g. background_idle=true (repeatable)")
     args = parser.parse_args()
-    cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="th-cache-")
-    print(f"{os.cpu_count()} CPUs, torch threads {__import__('torch').get_num_threads()}, cache {cache_dir}; "
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows at once when piped
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a killed bench still stops its server
+    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    folder = Path(tempfile.mkdtemp(prefix="cpu-realtime-"))
+    cache_dir = args.cache_dir or str(folder / "cache")
+    config = folder / "plugins.toml"
+    config.write_text(f'[modules.talkinghead]\nmode = "low_compute"\ncache_dir = "{cache_dir}"\n'
+                      + "".join(f"{line.split('=', 1)[0].strip()} = {line.split('=', 1)[1].strip()}\n" for line in args.setting))
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}, cache {cache_dir}; "
           "a shared machine makes these figures noisy")
-    app, server, url = serve(cache_dir)
-    worker_id = app.extensions["greenroom"].module("talkinghead").manager.worker._thread.native_id
+    server = ServerProcess(["--config", str(config), "--enable-modules=talkinghead"], log_path=folder / "server.log")
+    url, feeds = server.url, []
     try:
-        for mode in ("low_compute", "full"):
-            res = measure(app, url, mode, args.seconds, args.warmup_limit, worker_id)
-            print(f"\n== {mode}")
-            print(f"  delivered {res['delivered_fps']:.1f} frames/s, distinct (encoded) {res['encoded_fps']:.1f}/s")
-            print(f"  CPU per delivered frame: {res['cpu_ms_per_frame']:.1f} ms (process), "
-                  f"{res['cpu_ms_per_frame_live']:.1f} ms without the background cache renderer")
-            print(f"  time to first frame: {res['first_frame_s']:.3f} s")
-            print(f"  emotion change ({res['emotion']}) visible after {res['emotion_visible_s']:.3f} s"
-                  + (" (emotion cached)" if mode == "low_compute" else ""))
-            if "warmup_s" in res:
-                disk = "the given disk cache" if args.cache_dir else "cold disk cache"
-                print(f"  cache warm-up ({disk}, all emotions): {res['warmup_s']:.1f} s; {res['cache_after']}")
-                print(f"  cache while measuring: {res['cache_during']}")
-            print("  stage ms (wall, in the server): " + ", ".join(f"{k} {v}" for k, v in res["stages"].items() if v is not None))
-            cpu = res["pipeline_cpu_ms"]
-            print("  live path CPU ms per frame (thread CPU time): " + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items())
-                  + f" -> {1000 / cpu['total']:.1f} frames/s per core; 25 frames/s needs {cpu['total'] * 25 / 1000:.2f} cores")
+        t0 = time.monotonic()
+        first = load(url, "lambda_00")
+        feeds.append(Feed(url, first, args.format))
+        wait(lambda: idle_layers_ready(url, first), args.warmup_limit, "the neutral layers")
+        ready = time.monotonic() - t0
+        print(f"first part {feeds[0].parts[0][0] - t0:.2f} s after the load call; neutral face, body and idle "
+              f"layers cached after {ready:.1f} s")
+        if "cold" in scenarios:
+            res = measure(url, server.proc.pid, [first], feeds, args.seconds)
+            report(("the given cache" if args.cache_dir else "cold cache") + ", background renderer busy, one avatar talking", res)
+            if res["pending"][1] == 0:
+                print("  (the cache filled during the window: the background renderer was idle for part of it)")
+        if "warm" in scenarios or "two" in scenarios:
+            filled = wait(lambda: status(url, first)["cache"]["pending"] == 0, args.warmup_limit, "a full cache")
+            print(f"\ncache full {time.monotonic() - t0:.0f} s after the load (waited {filled:.0f} s more)")
+        if "warm" in scenarios:
+            report("warm cache, background renderer idle, one avatar talking",
+                   measure(url, server.proc.pid, [first], feeds, args.seconds))
+        if "two" in scenarios:
+            second = load(url, args.second_character)
+            feeds.append(Feed(url, second, args.format))
+            filled = wait(lambda: status(url, second)["cache"]["pending"] == 0, args.warmup_limit, "the second cache")
+            print(f"\nsecond avatar ({args.second_character}) cached in {filled:.0f} s")
+            report("two avatars talking, warm caches", measure(url, server.proc.pid, [first, second], feeds, args.seconds))
     finally:
-        app.extensions["greenroom"].shutdown()
-        server.close()
+        for feed in feeds:
+            feed.stop.set()
+        server.stop()
 
 
 if __name__ == "__main__":
-    from greenroom.server.cli import exit_now
     main()
-    exit_now()  # the in-process server's daemon threads must not meet the interpreter's teardown

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GREENROOM_LOAD_PLUGINS", "")
 
+from bench.feed_parts import feed_parts  # noqa: E402
 from greenroom_modules.talkinghead.lipsync import Track  # noqa: E402
 from tests.server_process import ServerProcess  # noqa: E402
 
@@ -54,24 +55,12 @@ class Feed(threading.Thread):
         self.error: str | None = None
 
     def run(self) -> None:
-        buf = b""
         try:
-            for chunk in self.response.iter_content(65536):
-                buf += chunk
-                while True:
-                    head = buf.find(b"\r\n\r\n")
-                    if head < 0:
-                        break
-                    length = int([ln for ln in buf[:head].split(b"\r\n") if ln.lower().startswith(b"content-length")][0]
-                                 .split(b":")[1])
-                    if len(buf) < head + 4 + length + 2:
-                        break
-                    arrived = time.monotonic()
-                    data = buf[head + 4:head + 4 + length]
-                    buf = buf[head + 4 + length + 2:]
-                    crop = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[MOUTH].copy()  # uint8: hours fit
-                    with self.lock:
-                        self.frames.append((arrived, crop))
+            for _, data in feed_parts(self.response):
+                arrived = time.monotonic()
+                crop = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))[MOUTH].copy()  # uint8: hours fit
+                with self.lock:
+                    self.frames.append((arrived, crop))
                 if self.done.is_set():
                     return
         except Exception as exc:  # noqa: BLE001 - reported by the main thread unless we were stopping

@@ -201,9 +201,11 @@ def big_phase(server: Server, stats: Stats, clients: int, seconds: float) -> Non
     measuring.append(threading.Thread(target=tts_requests, args=(server, stats, stop, "big tts speak")))
     for t in measuring:
         t.start()
-    for t in measuring[:-1]:
-        t.join()
-    stop.set()
+    try:
+        for t in measuring[:-1]:
+            t.join()
+    finally:  # SIGTERM too: every client stops, so the process can end
+        stop.set()
     measuring[-1].join()
     big.join()
 
@@ -322,6 +324,7 @@ def main() -> int:
                       "errors": [f.error for f in feeds if f.error]},
             "samples": sampler.samples, "load_average_end": os.getloadavg()})
     finally:
+        stop.set()  # SIGTERM lands here too: the clients' threads end with the server
         sampler.stop.set()
         exit_code = server.stop()
         result["server_exit_code"] = exit_code

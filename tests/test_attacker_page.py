@@ -26,7 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from .server_process import ServerProcess, free_port
+from .server_process import ServerProcess
 from .test_reliability_support import talkinghead_settings, wait_until, write_config
 from .test_webui import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
@@ -154,7 +154,7 @@ def websearch_values(greenroom) -> dict:
 
 
 def set_max_results(greenroom, value: int) -> None:
-    reply = requests.post(greenroom.url + "/api/modules/websearch/settings", json={"max_results": value}, timeout=30)
+    reply = requests.post(settings_url(greenroom), json={"max_results": value}, timeout=30)
     assert reply.status_code == 200, reply.text
 
 
@@ -166,11 +166,11 @@ def settings_url(greenroom) -> str:
     return greenroom.url + "/api/modules/websearch/settings"
 
 
-def status_of(page, url: str, action) -> int:
-    """Run ``action()`` in ``page``; the status Chromium got for its POST to ``url``, even one the page cannot
-    see (a no-cors answer is opaque to the page, and its body is not kept: the form shows the body)."""
+def no_cors_post(page, url: str, body: str) -> int:
+    """The page POSTs ``body`` as text/plain without CORS; the status Chromium got. The answer is opaque to
+    the page, and Chromium keeps no body of it: the form below shows the body."""
     with page.expect_response(lambda r: r.url == url and r.request.method == "POST", timeout=60_000) as info:
-        action()
+        page.evaluate("([url, body]) => attacks.noCors(url, body)", [url, body])
     return info.value.status
 
 
@@ -182,8 +182,14 @@ def form_answer(page, url: str, max_results: int) -> tuple[int, dict]:
     return info.value.status, info.value.json()
 
 
-def no_cors_post(page, url: str, body: str) -> int:
-    return status_of(page, url, lambda: page.evaluate("([url, body]) => attacks.noCors(url, body)", [url, body]))
+def post_json(page, url: str, body: dict) -> dict:
+    """The page POSTs JSON (a preflight first when cross-origin): {status, body} or {blocked: why}."""
+    return page.evaluate("([url, body]) => attacks.postJson(url, body)", [url, body])
+
+
+def get_json(page, url: str) -> dict:
+    """The page GETs ``url`` and reads the JSON: {status, body}, or {blocked: why} when CORS forbids it."""
+    return page.evaluate("url => attacks.read(url)", url)
 
 
 # -- simple requests: text/plain fetch without CORS, and a form ----------------------------------------
@@ -215,9 +221,9 @@ def test_the_same_text_plain_post_from_an_allowed_origin_changes_the_setting(gre
 
 def test_json_and_reads_from_another_site_are_blocked_by_the_browser(greenroom, open_page):
     page = open_page("attacker.test")
-    sent = page.evaluate("([url, body]) => attacks.postJson(url, body)", [settings_url(greenroom), {"max_results": 4}])
+    sent = post_json(page, settings_url(greenroom), {"max_results": 4})
     assert "blocked" in sent, sent  # the preflight got no Access-Control-Allow-Origin: the POST never left
-    read = page.evaluate("url => attacks.read(url)", greenroom.url + "/api/modules/websearch/schema")
+    read = get_json(page, greenroom.url + "/api/modules/websearch/schema")
     assert "blocked" in read, read
     assert websearch_values(greenroom)["max_results"] == MAX_RESULTS
 
@@ -225,9 +231,9 @@ def test_json_and_reads_from_another_site_are_blocked_by_the_browser(greenroom, 
 def test_json_and_reads_from_an_allowed_origin_work(greenroom, open_page):
     page = open_page("localhost")
     try:
-        sent = page.evaluate("([url, body]) => attacks.postJson(url, body)", [settings_url(greenroom), {"max_results": 4}])
+        sent = post_json(page, settings_url(greenroom), {"max_results": 4})
         assert sent["status"] == 200, sent
-        read = page.evaluate("url => attacks.read(url)", greenroom.url + "/api/modules/websearch/schema")
+        read = get_json(page, greenroom.url + "/api/modules/websearch/schema")
         assert read["status"] == 200 and read["body"]["values"]["max_results"] == 4, read
     finally:
         set_max_results(greenroom, MAX_RESULTS)
@@ -242,7 +248,7 @@ def test_engine_urls_cannot_be_changed_from_any_page(greenroom, open_page, pages
     assert no_cors_post(attacker, settings_url(greenroom), json.dumps(change)) == 403
     # Even a page the origin rule lets through (or a compromised local one) cannot move the engines.
     allowed = open_page("localhost")
-    sent = allowed.evaluate("([url, body]) => attacks.postJson(url, body)", [settings_url(greenroom), change])
+    sent = post_json(allowed, settings_url(greenroom), change)
     assert sent["status"] == 422 and "allow_remote_settings" in sent["body"]["error"], sent
     values = websearch_values(greenroom)
     assert values["searxng_url"] == SEARXNG_URL and values["brave_url"] != change.get("brave_url")
@@ -266,11 +272,10 @@ def rebound_page(browser, greenroom, pages, host: str):
 def test_a_rebound_name_is_refused_by_the_host_allow_list(browser, greenroom, pages):
     context, page = rebound_page(browser, greenroom, pages, "rebind.test")
     try:
-        read = page.evaluate("url => attacks.read(url)", "/api/modules/websearch/schema")  # same origin: readable
+        read = get_json(page, "/api/modules/websearch/schema")  # same origin: the page reads every answer
         assert read.get("status") == 403, read
         assert "rebind.test" in read["body"]["error"] and "allowed_hosts" in read["body"]["error"], read
-        sent = page.evaluate("([url, body]) => attacks.postJson(url, body)", ["/api/modules/websearch/settings",
-                                                                             {"max_results": 5}])
+        sent = post_json(page, "/api/modules/websearch/settings", {"max_results": 5})
         assert sent["status"] == 403 and "allowed_hosts" in sent["body"]["error"], sent
     finally:
         context.close()
@@ -281,10 +286,9 @@ def test_the_same_page_under_localhost_reaches_the_server(browser, greenroom, pa
     """The positive control: a same-origin page on a name the server answers to reads and writes."""
     context, page = rebound_page(browser, greenroom, pages, "localhost")
     try:
-        read = page.evaluate("url => attacks.read(url)", "/api/modules/websearch/schema")
-        assert read["status"] == 200 and read["body"]["values"]["searxng_url"] == SEARXNG_URL, read
-        sent = page.evaluate("([url, body]) => attacks.postJson(url, body)", ["/api/modules/websearch/settings",
-                                                                             {"max_results": 5}])
+        read = get_json(page, "/api/modules/websearch/schema")
+        assert read.get("status") == 200 and read["body"]["values"]["searxng_url"] == SEARXNG_URL, read
+        sent = post_json(page, "/api/modules/websearch/settings", {"max_results": 5})
         assert sent["status"] == 200 and websearch_values(greenroom)["max_results"] == 5, sent
     finally:
         context.close()

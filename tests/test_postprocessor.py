@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from greenroom_modules.postprocessor import (DEFAULT_CHAIN, ChainError, Postprocessor, describe_filters, linear_to_rgba8,
-                                   linear_to_srgb, rgba8_to_linear, srgb_to_linear, validate_chain)
+                                   linear_to_srgb, planes_to_rgba8, rgba8_to_linear, srgb_to_linear, validate_chain)
 
 FILTER_NAMES = [f["name"] for f in describe_filters()]
 DYNAMIC = {f["name"] for f in describe_filters() if f["dynamic"]}
@@ -78,6 +78,10 @@ def test_in_place_and_planar_entry_points_agree(character):
     Postprocessor(DEFAULT_CHAIN).apply_planar(planes, t=5.0)
     np.testing.assert_allclose(planes.transpose(1, 2, 0), frame, atol=1e-6)
     assert np.abs(frame - character).max() > 0.01
+    # the planar byte conversion gives the same bytes, out-of-range values clipped the same way
+    planes[:, :8] = 1.5
+    planes[:, 8:16] = -0.5
+    assert np.array_equal(planes_to_rgba8(planes), linear_to_rgba8(np.ascontiguousarray(planes.transpose(1, 2, 0))))
 
 
 def test_vignetting_darkens_corners_more_than_centre(character):

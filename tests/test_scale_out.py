@@ -5,8 +5,9 @@ Checks: an avatar instance always reaches the worker holding it, wherever the re
 header, a client-chosen id learned from the reply); ten instances spread over the workers; classify
 spreads over all three; SIGTERM on one worker drains it (/health 503 with the reason, no new instances,
 its open feed keeps running) and loses no classify request, and afterwards its avatars get a 404 naming the
-instance; an emotion set saved through HAProxy, and a character put in the shared data folder, are seen by every
-worker. The drained worker must exit within EXIT_MARGIN_S of the drain timeout.
+instance, and loading one again under its id puts it on a live worker that its calls then reach; an emotion
+set saved through HAProxy, and a character put in the shared data folder, are seen by every worker. The
+drained worker must exit within EXIT_MARGIN_S of the drain timeout.
 The quick tests check the same rules in process: where a request names its instance, the drain's clock,
 /health while draining, the refusal of new instances, and that a stop gives up on a module whose unload hangs.
 """
@@ -307,6 +308,16 @@ def test_sigterm_drains_a_worker_and_loses_no_stateless_request(cluster):
     assert gone.status_code == 404 and gone.headers[WORKER] != victim
     assert gone.json()["instance_id"] == instance_id and instance_id in gone.json()["error"]
     assert classify(cluster.url).status_code == 200
+    # What the SillyTavern extension and the web page then do: load it again under the same id. The 404 taught
+    # HAProxy the worker that answered it; the new instance lives there and its calls stick to it.
+    again = requests.post(cluster.url + "/api/talkinghead/load", params={"instance_id": instance_id},
+                          data={"character": "lambda_00"}, timeout=120)
+    assert again.status_code == 200 and again.json()["created"], again.text
+    assert again.headers[WORKER] == gone.headers[WORKER]
+    for _ in range(3):
+        r = requests.post(cluster.url + "/api/talkinghead/set_emotion", headers={"X-Instance-Id": instance_id},
+                          json={"emotion_name": "joy"}, timeout=30)
+        assert (r.status_code, r.headers[WORKER]) == (200, again.headers[WORKER]), r.text
 
 
 def _alive(pid: int) -> bool:

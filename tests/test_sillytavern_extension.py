@@ -6,7 +6,8 @@ the events SillyTavern itself emits). Checks: the feed shows frames, a message c
 emotion on the server (or the Expressions extension's label does), speech plays while the instance's
 lip-sync utterance is playing and stopping generation stops both, a settings change reaches the instance,
 old _animator.json files load (unknown filters dropped and named), an avatar the server lost is created again
-with its settings and its feed resumes, a two-member group gives two instances,
+with its settings and its feed resumes (and one lost after each re-creation is given up on, visibly), a
+two-member group gives two instances,
 slash commands work, a hidden tab pauses its instances, disabling the extension or leaving the page leaves no instance behind, a wrong key or a
 stopped server gives a visible error, and it reconnects when a server comes up.
 Screenshots go to test-artifacts/sillytavern/ (docs/sillytavern/ has copies).
@@ -338,6 +339,30 @@ def test_an_avatar_the_server_lost_is_created_again_with_its_settings(tavern, se
     tavern.page.wait_for_function("document.querySelector('#greenroom_holder figure[data-character=Alice]')"
                                   ".dataset.state === 'live'", timeout=30_000)
     assert tavern.avatar("Alice").get_attribute("data-instance-id") == iid
+    assert not tavern.ours(), tavern.ours()
+
+
+def test_an_avatar_lost_again_after_each_re_creation_is_given_up_on(tavern, server):
+    """No reload loop: the extension creates a lost avatar again a few times (with growing delays), then greys it
+    out and says why in the status line; Connect loads it again."""
+    iid = tavern.instance_id("Alice")
+    lost = "document.querySelector('#greenroom_holder figure[data-character=Alice]').dataset.state === 'lost'"
+    created_again = -1  # the first unload is of the original
+    deadline = time.monotonic() + 150
+    while not tavern.js(lost):
+        assert time.monotonic() < deadline, f"the extension never gave up ({created_again} re-creations)"
+        if iid in server.instances():
+            created_again += 1
+            server.post("/api/talkinghead/unload", {"instance_id": iid})
+        time.sleep(0.3)
+    assert created_again <= 3
+    assert "could not be created again" in tavern.page.locator("#greenroom_status").text_content()
+    time.sleep(8)  # longer than the longest back-off: no further try
+    assert iid not in server.instances()
+    tavern.open_settings()
+    tavern.page.click("#greenroom_connect")
+    server.wait(lambda: iid in server.instances(), 60, "Connect loads it again")
+    tavern.wait_frames("Alice")
     assert not tavern.ours(), tavern.ours()
 
 

@@ -20,6 +20,7 @@ from .server_process import ROOT, ServerProcess
 
 CHARACTER = ROOT / "assets" / "characters" / "lambda_00.png"
 FACE = (slice(60, 200), slice(190, 330))  # rows, cols of the face in a 512x512 frame
+BROWSER_ACCEPT = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"  # what Chromium's <img> sends
 QUIET = {"postprocessor_chain": [], "blink_probability": 0.0, "sway_macro_strength": 0.0,
          "sway_micro_strength": 0.0, "target_fps": 10}
 
@@ -122,7 +123,9 @@ def test_feed_sends_512_rgba_png_parts(server):
     with open(CHARACTER, "rb") as f:
         r = requests.post(f"{url}/api/talkinghead/load", files={"file": ("talkinghead.png", f, "image/png")})
     assert r.status_code == 200 and r.json()["instance_id"] == "default"
-    feed = requests.get(f"{url}/api/talkinghead/result_feed", stream=True, timeout=30)
+    # SillyTavern's <img> says it takes WebP too; without ?format= its feed stays PNG, as in Extras
+    feed = requests.get(f"{url}/api/talkinghead/result_feed", headers={"Accept": BROWSER_ACCEPT}, stream=True,
+                        timeout=30)
     try:
         assert feed.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=frame"
         parts = read_parts(feed, 3)
@@ -161,6 +164,61 @@ def test_several_feeds_and_pausing(server):
     finally:
         for f in feeds:
             f.close()
+
+
+def test_feed_sends_each_new_frame_once(server):
+    """The feed follows the frames, not a clock of its own: every part is a newer frame than the one before,
+    and a part repeats the previous frame only after a second without a new one (the keep-alive)."""
+    url = server.url
+    iid = new_instance(url)  # the default chain: its scanlines alternate, so every frame is new
+    requests.get(f"{url}/api/talkinghead/start_talking", params={"instance_id": iid})
+    feed = requests.get(f"{url}/api/talkinghead/result_feed", params={"instance_id": iid}, stream=True, timeout=30)
+    try:
+        reader, arrivals = FeedReader(feed), []
+        for _ in range(40):
+            headers, data = reader.parts(1)[0]
+            arrivals.append((time.monotonic(), int(headers["x-frame-seq"]), data))
+    finally:
+        feed.close()
+        requests.post(f"{url}/api/talkinghead/unload", json={"instance_id": iid})
+    for (t0, seq0, data0), (t1, seq1, data1) in zip(arrivals, arrivals[1:]):
+        assert seq1 >= seq0, "the feed went back to an older frame"
+        if seq1 == seq0:
+            assert data1 == data0 and t1 - t0 > 0.8, f"frame {seq0} sent again after {t1 - t0:.2f} s"
+    assert len({seq for _, seq, _ in arrivals}) > 20  # mostly new frames, not keep-alives
+
+
+def test_feed_format_webp_is_lossless_with_alpha(server):
+    """?format=webp: the same frames as the PNG feed, losslessly, alpha included (browsers show WebP parts)."""
+    url = server.url
+    iid = new_instance(url)
+    feeds = {fmt: requests.get(f"{url}/api/talkinghead/result_feed", params={"instance_id": iid, **query},
+                               headers={"Accept": BROWSER_ACCEPT}, stream=True, timeout=30)
+             for fmt, query in (("png", {}), ("webp", {"format": "webp"}))}
+    try:
+        readers = {fmt: FeedReader(response) for fmt, response in feeds.items()}
+        seen: dict[str, dict[int, tuple[dict, bytes]]] = {"png": {}, "webp": {}}
+        for _ in range(50):  # both feeds send every frame: a frame seen by both comes within a few parts
+            for fmt, reader in readers.items():
+                headers, data = reader.parts(1)[0]
+                seen[fmt][int(headers["x-frame-seq"])] = (headers, data)
+            if seen["png"].keys() & seen["webp"].keys():
+                break
+    finally:
+        for response in feeds.values():
+            response.close()
+    seq = max(seen["png"].keys() & seen["webp"].keys())
+    (png_headers, png), (webp_headers, webp) = seen["png"][seq], seen["webp"][seq]
+    assert (png_headers["content-type"], webp_headers["content-type"]) == ("image/png", "image/webp")
+    image = Image.open(io.BytesIO(webp))
+    assert image.format == "WEBP" and image.mode == "RGBA" and image.size == (512, 512)
+    a, b = np.asarray(Image.open(io.BytesIO(png))), np.asarray(image)
+    assert np.array_equal(a[..., 3], b[..., 3]) and a[0, 0, 3] == 0 and a[300, 256, 3] > 200
+    visible = a[..., 3] > 0  # lossless: only fully transparent pixels may change colour
+    assert np.array_equal(a[visible], b[visible])
+    r = requests.get(f"{url}/api/talkinghead/result_feed", params={"instance_id": iid, "format": "gif"}, timeout=30)
+    assert r.status_code == 400 and "format" in r.json()["error"], r.text
+    requests.post(f"{url}/api/talkinghead/unload", json={"instance_id": iid})
 
 
 def test_sillytavern_call_sequence(server):

@@ -65,11 +65,33 @@ def linear_to_rgba8(frame: np.ndarray, out: np.ndarray | None = None) -> np.ndar
         raise ValueError(f"expected HxWx4, not {frame.shape}")
     work = np.clip(frame, 0.0, 1.0)  # the one full-size float temporary; scaled in place below
     alpha = work[..., 3] * np.float32(255.0) + np.float32(0.5)
-    work *= np.float32(_LUT_SIZE - 1)
-    work += np.float32(0.5)
-    index = work.astype(np.intp)  # intp: np.take would otherwise convert the indices once more
+    index = _lut_indices(work)
     if out is None:
         out = np.empty(frame.shape, np.uint8)
     np.take(_linear_to_u8_lut(), index, out=out)
     np.copyto(out[..., 3], alpha, casting="unsafe")
     return out
+
+
+def planes_to_rgba8(planes: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """float32 4xHxW linear RGBA planes (what ``Postprocessor.apply_planar`` works on) -> uint8 HxWx4 sRGB
+    RGBA, the same bytes as :func:`linear_to_rgba8` of the interleaved frame, without interleaving the
+    floats first."""
+    if planes.ndim != 3 or planes.shape[0] != 4:
+        raise ValueError(f"expected 4xHxW, not {planes.shape}")
+    work = np.clip(planes, 0.0, 1.0)
+    if out is None:
+        out = np.empty(planes.shape[1:] + (4,), np.uint8)
+    np.copyto(out[..., 3], work[3] * np.float32(255.0) + np.float32(0.5), casting="unsafe")
+    index, lut = _lut_indices(work[:3]), _linear_to_u8_lut()
+    for c in range(3):
+        np.take(lut, index[c], out=out[..., c])
+    return out
+
+
+def _lut_indices(work: np.ndarray) -> np.ndarray:
+    """Indices into the linear -> sRGB byte table of values already clipped to [0, 1] (``work`` is scaled
+    in place)."""
+    work *= np.float32(_LUT_SIZE - 1)
+    work += np.float32(0.5)
+    return work.astype(np.intp)  # intp: np.take would otherwise convert the indices once more

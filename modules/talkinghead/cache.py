@@ -189,18 +189,19 @@ class PoseCache:
 class PoseWorker:
     """One low-priority background thread that renders cache entries, most urgent first.
 
-    It runs with one torch thread at a raised nice value, so the live feeds (which
-    only blend cached results) keep the CPU they need while the cache fills.
+    It runs with one torch thread at a raised nice value (or in the SCHED_IDLE class, ``idle``), so the
+    live feeds (which only blend cached results) keep the CPU they need while the cache fills.
     """
 
-    def __init__(self, nice: int = 5) -> None:
+    def __init__(self, nice: int = 5, idle: bool = False) -> None:
         self._heap: list[tuple[int, int, Key, Callable[[], None]]] = []
         self._queued: dict[Key, int] = {}
         self._cond = threading.Condition()
         self._seq = itertools.count()
         self._stop = False
-        self._nice = nice
+        self._nice, self._idle = nice, idle
         self.busy_seconds = 0.0
+        self.cpu_seconds = 0.0  # CPU time of this thread (its jobs run here, with one torch thread)
         self.jobs_done = 0
         self._thread = threading.Thread(target=self._run, name="talkinghead-pose-worker", daemon=True)
         self._thread.start()
@@ -233,8 +234,10 @@ class PoseWorker:
     def _run(self) -> None:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
+            if self._idle:  # pid 0: this thread
+                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
         except (OSError, AttributeError):
-            pass
+            log.warning("background renderer: nice %s%s not applied", self._nice, " / SCHED_IDLE" if self._idle else "")
         torch.set_num_threads(1)
         while True:
             with self._cond:
@@ -246,7 +249,7 @@ class PoseWorker:
                 if self._queued.get(key) != priority:
                     continue  # superseded by a more urgent copy, or cancelled
                 del self._queued[key]
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             try:
                 job()
             except Exception as exc:
@@ -254,6 +257,7 @@ class PoseWorker:
                     return
                 log.exception("background pose job %s failed: %s", key[1:2], exc)
             self.busy_seconds += time.perf_counter() - t0
+            self.cpu_seconds += time.thread_time() - c0
             self.jobs_done += 1
 
     def stop(self) -> None:

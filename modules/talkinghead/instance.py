@@ -1,15 +1,21 @@
 """One avatar instance: animator, renderer, postprocessing and encoding, and what its feeds read.
 
-Two threads per instance, both paced by wall-clock time:
+A frame passes three threads, each working on its own frame at the same time:
 
-* the *render* thread ticks the animator and renders the pose (as fast as the
-  renderer allows, at most ``target_fps``) and publishes the latest frame;
-* the *output* thread postprocesses, upscales and encodes at ``target_fps`` from
-  whatever frame is latest, so a slow pose never stalls the feed and time-based
-  filters keep moving.
+* the *render* thread ticks the animator on wall-clock time and renders the pose, at
+  most ``target_fps`` times a second (the only clock of the pipeline);
+* the *output* thread finishes each new render once (crop, postprocess, upscale, sRGB
+  bytes) and publishes it as an :class:`Encoded` frame; while no new render comes (a
+  slow full pose) it re-finishes the last one only when time-dependent filters or the
+  settings changed;
+* each *feed* (an HTTP thread, :func:`routes._feed`) waits for the next published
+  frame and sends it once, encoded in the feed's format. The encoding is made by the
+  first feed that asks for it and shared with the others, so nothing is encoded
+  for nobody.
 
-Feeds only read the latest encoded frame (:meth:`Instance.latest`); nothing is
-queued, so a slow client drops frames and a paused instance keeps nothing stale.
+Nothing is queued: a feed always takes the latest frame, so a slow client skips frames and a
+paused instance keeps nothing stale. Because the feeds follow the frames instead of their own
+clock, no frame is sent twice while a new one is ready, and none is skipped on a fast client.
 """
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -29,6 +35,7 @@ from .poser import Character
 from .settings import AnimatorSettings
 
 log = logging.getLogger("greenroom.talkinghead")
+REFINISH_PERIODS = 3  # frame periods without a new render before the output thread re-finishes the last one
 TORCH_THREADS = torch.get_num_threads()
 
 
@@ -49,14 +56,33 @@ class Timer:
 
 @dataclass
 class Encoded:
-    """One finished frame as the feeds send it."""
+    """One finished frame (sRGB bytes) and its encodings, each made once, when a feed first asks for it."""
 
     seq: int
-    data: bytes
-    mimetype: str
-    width: int
-    height: int
+    rgba8: np.ndarray
     rendered_seq: int
+    timer: "Timer | None" = None
+    _data: dict[str, bytes] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def width(self) -> int:
+        return self.rgba8.shape[1]
+
+    @property
+    def height(self) -> int:
+        return self.rgba8.shape[0]
+
+    def data(self, fmt: str) -> bytes:
+        """The frame encoded as ``fmt`` (a key of :data:`encoding.MIMETYPES`); feeds of one format share it."""
+        with self._lock:
+            data = self._data.get(fmt)
+            if data is None:
+                t0 = time.perf_counter()
+                data = self._data[fmt] = encoding.encode(self.rgba8, fmt)
+                if self.timer is not None:
+                    self.timer.add(time.perf_counter() - t0)
+            return data
 
 
 class Instance:
@@ -92,6 +118,7 @@ class Instance:
         self.frames_rendered = 0
         self.frames_encoded = 0
         self.frames_sent = 0
+        self.cpu_seconds = {"render": 0.0, "output": 0.0}  # thread CPU time of the two loops' work
         self.first_frame_at: float | None = None
         self.started_at = time.monotonic()
         self.on_change = on_change
@@ -207,6 +234,7 @@ class Instance:
                 # Blending cached poses is light: one thread avoids fighting the output thread for cores.
                 torch.set_num_threads(1 if renderer.mode == "low_compute" else TORCH_THREADS)
                 last_renderer = renderer
+            c0 = time.thread_time()
             pose = self.animator.tick(now)
             t0 = time.perf_counter()
             try:
@@ -216,7 +244,10 @@ class Instance:
                 log.exception("talkinghead instance %s: render failed", self.id)
                 self.closed.wait(0.5)
                 continue
+            if not getattr(renderer, "planar", False):  # the output thread works on 4xHxW planes
+                frame = np.ascontiguousarray(frame.transpose(2, 0, 1))
             self.timers["pose"].add(time.perf_counter() - t0)
+            self.cpu_seconds["render"] += time.thread_time() - c0
             self.error = None if self.error and self.error.startswith("render failed") else self.error
             with self._new_render:
                 self.frames_rendered += 1
@@ -227,62 +258,65 @@ class Instance:
         return getattr(self.animator, "last_target", None)
 
     def _output_loop(self) -> None:
-        next_tick = time.monotonic()
-        last_seq = -1
-        last_settings = None
+        last_seq, last_settings = -1, None
         while not self.closed.is_set():
             self._resume.wait()
-            with self._new_render:
-                while self._rendered is None and not self.closed.is_set():
-                    self._new_render.wait(0.1)
-                if self.closed.is_set():
-                    return
-                seq, frame = self._rendered  # type: ignore[misc]
-            now = time.monotonic()
-            if now < next_tick:
-                self.closed.wait(next_tick - now)
-                continue
             settings, postprocessor = self.settings, self.postprocessor
-            next_tick = max(next_tick + 1.0 / settings.target_fps, now)
-            # A frame already sent is processed again only for time-dependent filters, and not in full
-            # mode, where the CPU it would take belongs to the poser (the feeds re-send the last frame).
-            refresh = self._dynamic and self.mode != "full"
-            if seq == last_seq and not refresh and settings is last_settings:
+            # Each new render is finished once, as soon as it exists. Without one for a few frame periods
+            # (a full pose on a CPU takes a second) the last render is finished again only when the
+            # settings changed, or for time-dependent filters outside full mode (where the CPU it would
+            # take belongs to the poser).
+            rendered = self._next_render(last_seq, REFINISH_PERIODS / settings.target_fps)
+            if rendered is None:
                 continue
-            t0 = time.perf_counter()
-            self._publish(self._finish(frame, settings, postprocessor), settings, seq)
+            seq, frame = rendered
+            refresh = settings is not last_settings or (self._dynamic and self.mode != "full")
+            if seq == last_seq and not refresh:
+                continue
+            t0, c0 = time.perf_counter(), time.thread_time()
+            self._publish(self._finish(frame, settings, postprocessor), seq)
             self.timers["frame"].add(time.perf_counter() - t0)
+            self.cpu_seconds["output"] += time.thread_time() - c0
             last_seq, last_settings = seq, settings
 
-    def _finish(self, frame: np.ndarray, settings: AnimatorSettings, postprocessor: Any) -> np.ndarray:
-        """Crop, postprocess and upscale (in the configured order), then convert to sRGB bytes."""
-        out = _crop(frame, settings).copy()
+    def _next_render(self, after_seq: int, timeout: float) -> tuple[int, np.ndarray] | None:
+        """The latest render, as soon as it is newer than ``after_seq`` (else after ``timeout`` seconds);
+        None when there is none yet or the instance closed."""
+        deadline = time.monotonic() + timeout
+        with self._new_render:
+            while not self.closed.is_set() and (self._rendered is None or self._rendered[0] == after_seq):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._new_render.wait(remaining)
+            return None if self.closed.is_set() else self._rendered
+
+    def _finish(self, planes: np.ndarray, settings: AnimatorSettings, postprocessor: Any) -> np.ndarray:
+        """Crop, postprocess and upscale 4xHxW planes (in the configured order), then convert to HxWx4 sRGB
+        bytes. The planes stay as they are (the last render may be finished again)."""
+        from greenroom_modules.postprocessor import planes_to_rgba8, upscale_planar
+        out = _crop(planes, settings).copy()
         timers = self.timers
         if settings.postprocess_before_upscale:
             out = self._postprocess(out, postprocessor)
         if settings.upscale > 1.0:
-            from greenroom_modules.postprocessor import upscale
             t0 = time.perf_counter()
-            out = np.ascontiguousarray(upscale(out, settings.upscale, settings.upscale_method), dtype=np.float32)
+            out = upscale_planar(out, settings.upscale, settings.upscale_method, premultiplied_ok=True)
             timers["upscale"].add(time.perf_counter() - t0)
         if not settings.postprocess_before_upscale:
             out = self._postprocess(out, postprocessor)
-        return encoding.to_srgb8(out)
+        return planes_to_rgba8(out)
 
-    def _postprocess(self, frame: np.ndarray, postprocessor: Any) -> np.ndarray:
+    def _postprocess(self, planes: np.ndarray, postprocessor: Any) -> np.ndarray:
         t0 = time.perf_counter()
-        result = postprocessor.apply(frame, t=time.time())
+        postprocessor.apply_planar(planes, t=time.time())
         self.timers["postprocess"].add(time.perf_counter() - t0)
-        return frame if result is None else result
+        return planes
 
-    def _publish(self, rgba8: np.ndarray, settings: AnimatorSettings, rendered_seq: int) -> None:
-        t0 = time.perf_counter()
-        data = encoding.encode(rgba8, settings.format)
-        self.timers["encode"].add(time.perf_counter() - t0)
+    def _publish(self, rgba8: np.ndarray, rendered_seq: int) -> None:
         with self._encoded_cond:
             self.frames_encoded += 1
-            self._encoded = Encoded(self.frames_encoded, data, encoding.MIMETYPES[settings.format],
-                                    rgba8.shape[1], rgba8.shape[0], rendered_seq)
+            self._encoded = Encoded(self.frames_encoded, rgba8, rendered_seq, self.timers["encode"])
             if self.first_frame_at is None:
                 self.first_frame_at = time.monotonic()
             self._encoded_cond.notify_all()
@@ -313,6 +347,8 @@ class Instance:
             "fps": {"render": round(self.frames_rendered / uptime, 2) if uptime > 0 else None,
                     "encode": round(self.frames_encoded / uptime, 2) if uptime > 0 else None},
             "stage_ms": {name: timer.ms() for name, timer in self.timers.items()},
+            "cpu_seconds": {**{k: round(v, 3) for k, v in self.cpu_seconds.items()},
+                            "live": round(sum(self.cpu_seconds.values()), 3)},
             "idle_seconds": round(time.monotonic() - self.last_activity, 1),
             **self.animator.snapshot(),
         }
@@ -325,16 +361,16 @@ class Instance:
         return out
 
 
-def _crop(frame: np.ndarray, s: AnimatorSettings) -> np.ndarray:
-    """EX crop units: the full width and height are 2.0."""
+def _crop(planes: np.ndarray, s: AnimatorSettings) -> np.ndarray:
+    """EX crop units: the full width and height are 2.0. A view of 4xHxW planes."""
     if not (s.crop_left or s.crop_right or s.crop_top or s.crop_bottom):
-        return frame
-    h, w = frame.shape[:2]
+        return planes
+    h, w = planes.shape[1:]
     left, right = int(w * s.crop_left / 2), w - int(w * s.crop_right / 2)
     top, bottom = int(h * s.crop_top / 2), h - int(h * s.crop_bottom / 2)
     if right - left < 8 or bottom - top < 8:
-        return frame
-    return frame[top:bottom, left:right]
+        return planes
+    return planes[:, top:bottom, left:right]
 
 
 def chain_is_dynamic(chain: list) -> bool:

@@ -39,7 +39,7 @@ class InstanceManager:
         self.defaults = defaults
         self.templates = templates
         self.cache = PoseCache(settings.cache_dir, settings.cache_memory_mb, settings.cache_disk_mb)
-        self.worker = PoseWorker(settings.background_nice)
+        self.worker = PoseWorker(settings.background_nice, settings.background_idle)
         self.full_pose_seconds: float | None = None
         self._instances: dict[str, Instance] = {}
         self._lock = threading.RLock()

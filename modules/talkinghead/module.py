@@ -77,7 +77,8 @@ class Talkinghead(Module):
                 "full_pose_seconds": None if m.full_pose_seconds is None else round(m.full_pose_seconds, 3),
                 "poser": {"model": self.poser.model, "device": str(self.poser.device), "compiled": self.poser.compiled},
                 "worker": {"pending": m.worker.pending(), "jobs_done": m.worker.jobs_done,
-                           "busy_seconds": round(m.worker.busy_seconds, 1)},
+                           "busy_seconds": round(m.worker.busy_seconds, 1),
+                           "cpu_seconds": round(m.worker.cpu_seconds, 3)},
                 "cache": m.cache.stats()}
 
     # -- defaults --------------------------------------------------------------------------------

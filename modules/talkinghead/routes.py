@@ -20,13 +20,14 @@ from greenroom import ApiError
 from greenroom.api import binary, json_body, text
 from greenroom.views import Routes
 
+from . import encoding
 from . import pose as P
 from . import pose_routes, speech_routes
 from .images import ImageError, character_names, load_named, load_upload
 from .manager import DEFAULT_ID
 from .request import (NOT_FOUND, InstanceQuery, concerns, instance_errors, instance_from_request, loaded_manager,
                       name_instance, parse_instance_id, plain, refuse_new_while_draining, requested_instance_id)
-from .schemas import (FEED, LOAD_FORM, EmotionBody, FreeformBody, HintBody, InstanceBody, LoadReply,
+from .schemas import (FEED, LOAD_FORM, EmotionBody, FeedQuery, FreeformBody, HintBody, InstanceBody, LoadReply,
                       ModifyOverridesBody, OverridesBody)
 from .settings import SettingsError, merge_settings
 
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
     from .settings import TalkingheadSettings
 
 log = logging.getLogger("greenroom.talkinghead")
-PAUSED_KEEPALIVE_SECONDS = 1.0
+PAUSED_KEEPALIVE_SECONDS = 1.0  # a feed with no new frame re-sends the last one this often
+FEED_POLL_SECONDS = 0.1  # how often a waiting feed checks for a closed instance or a stopping server
 
 routes = Routes(include=(pose_routes.routes, speech_routes.routes))
 routes.hook("after_request")(name_instance)  # X-Instance-Id on replies: load balancers stick by it
@@ -144,15 +146,15 @@ def unload(module: "Talkinghead", query: InstanceQuery):
     return plain(f"instance {instance_id or DEFAULT_ID} deleted")
 
 
-@routes.api("/api/talkinghead/result_feed", query=InstanceQuery, auth=False,
-            summary="The live video: multipart/x-mixed-replace; boundary=frame, paced at target_fps (no API key)",
-            responses={200: FEED, 404: NOT_FOUND, 503: "Too many open streams"})
-def result_feed(module: "Talkinghead", query: InstanceQuery):
+@routes.api("/api/talkinghead/result_feed", query=FeedQuery, auth=False,
+            summary="The live video: multipart/x-mixed-replace; boundary=frame, each new frame once (no API key)",
+            responses={200: FEED, 400: "Bad instance_id or format", 404: NOT_FOUND, 503: "Too many open streams"})
+def result_feed(module: "Talkinghead", query: FeedQuery):
     instance_id = requested_instance_id()
     concerns(instance_id)
     if instance_id is not None:
         instance_from_request(module)  # 404 now, before the stream starts
-    return Response(module.context.stream(_feed(module, instance_id)),
+    return Response(module.context.stream(_feed(module, instance_id, query.format)),
                     mimetype="multipart/x-mixed-replace; boundary=frame",
                     headers={"Cache-Control": "no-cache, no-store", "Pragma": "no-cache"})
 
@@ -222,8 +224,9 @@ def frame(module: "Talkinghead", query: InstanceQuery):
     encoded = inst.wait_frame(-1, 10.0)
     if encoded is None:
         raise ApiError(503, "no frame rendered yet; retry shortly", headers={"Retry-After": "1"})
-    return Response(encoded.data, mimetype=encoded.mimetype, headers={"X-Frame-Seq": str(encoded.seq),
-                                                                      "X-Instance-Id": inst.id})
+    fmt = inst.settings.format
+    return Response(encoded.data(fmt), mimetype=encoding.MIMETYPES[fmt],
+                    headers={"X-Frame-Seq": str(encoded.seq), "X-Instance-Id": inst.id})
 
 
 @routes.api("/api/talkinghead/instances", summary="Ids of the live instances")
@@ -323,9 +326,16 @@ def _checked(values: dict[str, float]) -> dict[str, float]:
         raise ApiError(400, str(exc), field=exc.field, **exc.extra) from None
 
 
-def _part(data: bytes, mimetype: str) -> bytes:
-    return b"".join((b"--frame\r\nContent-Type: ", mimetype.encode(), b"\r\nContent-Length: ",
-                     str(len(data)).encode(), b"\r\n\r\n", data, b"\r\n"))
+def _part(data: bytes, mimetype: str, seq: int | None = None) -> bytes:
+    """One part of the feed, closed by the next part's boundary line.
+
+    The stream's bytes are the usual ``--frame``, headers, image, CRLF per part; the boundary of the next
+    part is written with this one because browsers show a part only once they see the boundary after
+    it (otherwise every picture would appear one frame late: a second late for a slow full pose)."""
+    headers = b"Content-Type: " + mimetype.encode() + b"\r\nContent-Length: " + str(len(data)).encode()
+    if seq is not None:
+        headers += b"\r\nX-Frame-Seq: " + str(seq).encode()
+    return b"".join((headers, b"\r\n\r\n", data, b"\r\n--frame\r\n"))
 
 
 def _transparent_png() -> bytes:
@@ -339,11 +349,15 @@ WAITING_FRAME = _transparent_png()
 noticed (its stream slot freed); a feed that wrote nothing held its slot forever."""
 
 
-def _feed(module: "Talkinghead", instance_id: str | None) -> Iterator[bytes]:
-    """Send the latest frame every 1/target_fps s (once a second while paused); never queue, never burst."""
+def _feed(module: "Talkinghead", instance_id: str | None, fmt: str | None) -> Iterator[bytes]:
+    """Send each new frame once, as soon as it is finished (paced by the frames, not by a clock of its
+    own); re-send the last one once a second while none comes (paused, or a slow full pose). Never
+    queue, never burst: a slow client gets the latest frame and skips the rest. ``fmt`` None: the
+    instance's ``format`` setting."""
     stopping = module.context.stopping
     inst = None
     keepalive = 0.0
+    opening = b"--frame\r\n"  # the first part's boundary (each part carries the next one's)
     while inst is None:  # SillyTavern may open the feed before its first load: a transparent frame until then
         if stopping.is_set() or module.manager is None:
             return
@@ -352,27 +366,23 @@ def _feed(module: "Talkinghead", instance_id: str | None) -> Iterator[bytes]:
             if instance_id is not None:
                 return
             if time.monotonic() >= keepalive:
-                yield _part(WAITING_FRAME, "image/png")
+                yield opening + _part(WAITING_FRAME, "image/png")
+                opening = b""
                 keepalive = time.monotonic() + PAUSED_KEEPALIVE_SECONDS
             stopping.wait(0.1)
     inst.feeds += 1
     try:
-        next_send = time.monotonic()
+        last_seq, sent_at = -1, 0.0
         while not inst.closed.is_set() and not stopping.is_set():
-            now = time.monotonic()
-            if now < next_send:
-                inst.closed.wait(min(next_send - now, 0.1))
+            encoded = inst.wait_frame(last_seq, FEED_POLL_SECONDS)
+            if encoded is None or (encoded.seq == last_seq
+                                   and time.monotonic() - sent_at < PAUSED_KEEPALIVE_SECONDS):
                 continue
-            encoded = inst.latest()
-            if encoded is None:
-                inst.wait_frame(-1, 0.1)
-                continue
-            period = PAUSED_KEEPALIVE_SECONDS if inst.paused else 1.0 / inst.settings.target_fps
-            yield _part(encoded.data, encoded.mimetype)
+            chosen = fmt or inst.settings.format
+            yield opening + _part(encoded.data(chosen), encoding.MIMETYPES[chosen], encoded.seq)
+            opening = b""
             inst.frames_sent += 1
             inst.touch()
-            next_send += period
-            if next_send < time.monotonic():  # a slow client: drop the missed ticks, never burst
-                next_send = time.monotonic()
+            last_seq, sent_at = encoded.seq, time.monotonic()
     finally:
         inst.feeds -= 1

@@ -159,6 +159,7 @@ async function uploadCharacter() {
 async function deleteInstance() {
   const id = state.instanceId;
   if (!id) return;
+  recovery.dropped = id;  // a check answering 404 meanwhile must not bring it back
   document.getElementById("feed").removeAttribute("src");
   await api("api/talkinghead/unload", {json: {instance_id: id}});
   state.instanceId = null;
@@ -169,7 +170,8 @@ async function deleteInstance() {
 function showFeed(id) {
   const feed = document.getElementById("feed");
   feed.removeAttribute("src");  // closes the previous stream (it holds a server stream slot)
-  feed.src = url("api/talkinghead/result_feed", {instance_id: id, t: Date.now()});
+  // WebP: lossless like PNG, about half its encoding CPU on the server (the default stays PNG for SillyTavern)
+  feed.src = url("api/talkinghead/result_feed", {instance_id: id, format: "webp", t: Date.now()});
 }
 
 async function refreshInstancePanels() {
@@ -187,8 +189,9 @@ async function refreshInstancePanels() {
 const uploads = new Map();  // instance id -> the picture uploaded into it (needed to create it again)
 let kept = null;            // the instance on stage as last read from the server: what re-creating restores
 const recovery = {
-  running: false, tries: [], gaveUp: null, feedDelay: 0,
-  reset() { this.tries = []; this.gaveUp = null; this.feedDelay = 0; },
+  running: false, tries: [], feedDelay: 0,
+  dropped: null,  // an instance the page deleted or gave up on: never re-created
+  reset() { this.tries = []; this.dropped = null; this.feedDelay = 0; },
 };
 
 /** Read what re-creating ``id`` needs: its character, emotion templates, animator settings, emotion, overrides. */
@@ -219,7 +222,7 @@ function onInstanceReply({path, method, status, instanceId}) {
 
 function watchInstance() {
   const id = state.instanceId;
-  if (!id || document.hidden || recovery.running || recovery.gaveUp === id) return;
+  if (!id || document.hidden || recovery.running || recovery.dropped === id) return;
   api("api/talkinghead/status", {query: {instance_id: id}}).catch(() => {});  // a 404 reaches onInstanceReply
 }
 
@@ -238,7 +241,7 @@ async function feedStopped() {
 }
 
 function instanceLost(id) {
-  if (recovery.running || recovery.gaveUp === id) return;
+  if (recovery.running || recovery.dropped === id) return;
   recovery.running = true;
   recreate(id).finally(() => { recovery.running = false; });
 }
@@ -264,7 +267,7 @@ async function recreate(id) {
       failure = err;
     }
   }
-  recovery.gaveUp = id;
+  recovery.dropped = id;
   const message = `Avatar ${id} is gone from the server and could not be created again ` +
     `(${failure ? errorText(failure) : "the server lost it again after each try"}). Pick a character and press Load.`;
   showMessage(message);

@@ -373,7 +373,7 @@ function showLive(instanceId) {
   const on = $("pe-live-toggle").checked && instanceId;
   $("pe-live").hidden = !on;
   const feed = $("pe-live-feed");
-  const src = on ? url("api/talkinghead/result_feed", {instance_id: instanceId}) : "";
+  const src = on ? url("api/talkinghead/result_feed", {instance_id: instanceId, format: "webp"}) : "";
   if (feed.getAttribute("src") !== src) {
     if (src) feed.src = src; else feed.removeAttribute("src");
   }

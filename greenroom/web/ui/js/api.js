@@ -40,6 +40,9 @@ export async function api(path, opts = {}, retried = false) {
   if (opts.json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(opts.json); }
   else if (opts.form) body = opts.form;
   if (apiKey) headers.Authorization = `Bearer ${apiKey}`;
+  // A load balancer routes avatar calls by this header; it never reads bodies (deploy/README.md).
+  const named = opts.json?.instance_id ?? (opts.form instanceof FormData ? opts.form.get("instance_id") : null);
+  if (named) headers["X-Instance-Id"] = named;
   let res;
   try {
     res = await fetch(url(path, opts.query), {method, headers, body, signal: opts.signal});
