@@ -13,7 +13,7 @@ the encoder is deterministic, so equal pixels give equal bytes). Scenarios, in o
 Per feed it prints: distinct frames/s (the headline), the 5th percentile of distinct frames over
 1-second windows, the longest run of repeated parts and the longest time one picture stayed on screen,
 parts/s, and the server's CPU per distinct frame (whole process; the live render/output threads;
-the background renderer). Goal (issue 23): >= 24 distinct/s with p5 >= 20 cold and warm, >= 20 each
+the background renderer, counted per finished job). Goal (issue 23): >= 24 distinct/s with p5 >= 20 cold and warm, >= 20 each
 for two avatars.
 
     .venv/bin/python bench/cpu_realtime.py [--seconds 20] [--scenarios cold,warm,two] [--format PNG]
@@ -195,7 +195,7 @@ def main() -> None:
               f"layers cached after {ready:.1f} s")
         if "cold" in scenarios:
             res = measure(url, server.proc.pid, [first], feeds, args.seconds)
-            report("cold cache, background renderer busy, one avatar talking", res)
+            report(("the given cache" if args.cache_dir else "cold cache") + ", background renderer busy, one avatar talking", res)
             if res["pending"][1] == 0:
                 print("  (the cache filled during the window: the background renderer was idle for part of it)")
         if "warm" in scenarios or "two" in scenarios:

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
-from pathlib import Path
 from typing import Any, Iterable
 
 from flask import Flask, current_app
@@ -21,20 +19,6 @@ log = logging.getLogger("greenroom")
 def host_of(app: Flask | None = None) -> Host:
     """The :class:`Host` of ``app`` (default: the current app)."""
     return (app or current_app).extensions["greenroom"]
-
-
-def read_or_create_key(path: str) -> str:
-    """The API key from ``path``; a random one is generated there (mode 600) when missing."""
-    file = Path(path).expanduser()
-    if file.exists():
-        key = file.read_text(encoding="utf-8").strip()
-        if key:
-            return key
-    file.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(24)
-    file.write_text(key + "\n", encoding="utf-8")
-    file.chmod(0o600)
-    return key
 
 
 def _guard(bp: ApiBlueprint, host: Host, name: str) -> None:
@@ -56,6 +40,7 @@ def create_app(config: HostConfig | None = None, plugins: Iterable[tuple[str, An
     ``plugins`` adds ``(name, plugin object)`` pairs beside the discovered ones (tests use it);
     ``discover=False`` skips entry points entirely.
     """
+    from .web import transport
     from .web.routes import host_blueprint  # it imports host_of from here
 
     config = config or HostConfig()
@@ -74,8 +59,7 @@ def create_app(config: HostConfig | None = None, plugins: Iterable[tuple[str, An
     app.extensions["greenroom"] = host
     blueprints: dict[str, ApiBlueprint] = {"host": host_blueprint()}
     # Enabled modules first, so a disabled module can never shadow an enabled one's route.
-    order = host.enabled + [n for n in host.available_names() if n not in host.enabled]
-    for name in order:
+    for name in host.enabled + [n for n in host.available_names() if n not in host.enabled]:
         rec = host.records[name]
         try:
             bp = rec.instance.blueprint()
@@ -88,12 +72,8 @@ def create_app(config: HostConfig | None = None, plugins: Iterable[tuple[str, An
     app.extensions["greenroom.blueprints"] = blueprints
     for bp in blueprints.values():
         app.register_blueprint(bp)
-        host.auth_exempt.update(op.endpoint for op in bp.operations if not op.auth)
-
-    api_key = read_or_create_key(config.server.api_key_file) if config.server.secure else None
-    app.extensions["greenroom.api_key"] = api_key
-    http.install(app, api_key, host.auth_exempt, config.server.access_log, config.server.cors_origins,
-                 http.server_hosts(config.server.listen, config.server.allowed_hosts))
-    app.wsgi_app = http.CollapseSlashes(app.wsgi_app)
+    http.install_error_handlers(app)
+    exempt = {op.endpoint for bp in blueprints.values() for op in bp.operations if not op.auth}
+    transport.install(app, config.server, exempt)  # CORS, the API key but for ``exempt``, the allow-lists
     host.load_all()
     return app

@@ -57,8 +57,6 @@ class ServerSettings(BaseModel):
 class HostConfig(BaseModel):
     """Everything ``create_app`` needs: server settings, raw module tables, and where they came from."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
     server: ServerSettings = ServerSettings()
     modules: dict[str, dict[str, Any]] = {}
     source: str = "<defaults>"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Callable, Iterator, TypeVar
 
@@ -32,27 +33,25 @@ class StreamSlots:
         self.per_client = per_client or max(1, limit - 1)
         self._lock = threading.Lock()
         self.open = 0
-        self._held: dict[str, int] = {}
+        self._held: Counter[str | None] = Counter()
+        """Streams held per client address (None: a client of unknown address, never limited alone)."""
 
     def acquire(self, client: str | None = None) -> None:
         with self._lock:
             if self.open >= self.limit:
                 raise Busy(f"too many open streams (limit {self.limit}); close one and retry")
-            held = self._held.get(client, 0) if client else 0
-            if held >= self.per_client:
-                raise Busy(f"{client} holds {held} streams, the most one client may (max_streams_per_client); "
-                           "close one and retry")
+            if client and self._held[client] >= self.per_client:
+                raise Busy(f"{client} holds {self._held[client]} streams, the most one client may "
+                           "(max_streams_per_client); close one and retry")
             self.open += 1
-            if client:
-                self._held[client] = held + 1
+            self._held[client] += 1
 
     def release(self, client: str | None = None) -> None:
         with self._lock:
             self.open -= 1
-            if client and self._held.get(client, 0) > 1:
-                self._held[client] -= 1
-            elif client:
-                self._held.pop(client, None)
+            self._held[client] -= 1
+            if self._held[client] <= 0:
+                del self._held[client]
 
 
 class _HeldStream:
@@ -78,14 +77,13 @@ class _HeldStream:
             raise
 
     def close(self) -> None:
-        if not self._released:
-            self._released = True
-            close = getattr(self._chunks, "close", None)
-            try:
-                if close is not None:
-                    close()
-            finally:
-                self._slots.release(self._client)
+        if self._released:
+            return
+        self._released = True
+        try:
+            getattr(self._chunks, "close", lambda: None)()  # a generator's finally runs now
+        finally:
+            self._slots.release(self._client)
 
 
 class Context:

@@ -1,52 +1,24 @@
-"""The transport contract SillyTavern clients rely on: CORS (flask-cors), API key, slashes, JSON errors, logging."""
+"""Errors as HTTP answers, in one place: every :class:`~greenroom.errors.Error` a view raises, a validation
+error, a Werkzeug 404/405/413 and an unexpected exception become JSON with the status and headers.
+
+The body's shape follows the route's contract (:data:`ERROR_SHAPES`): ``{"error": message, ...}`` on
+Greenroom and SillyTavern routes, OpenAI's shape under ``/v1/``.
+"""
 from __future__ import annotations
 
-import hmac
 import logging
-import re
-import time
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, jsonify, request
-from flask_cors import CORS
+from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from .context import CLIENT
 from .errors import BadRequest, Error, describe_validation_error
 from .web.openai_models import openai_error
 
 log = logging.getLogger("greenroom.http")
 
-EXPOSED_HEADERS = ["Retry-After", "X-Request-Duration", "X-Instance-Id", "X-Frame-Seq",
-                   "X-Audio-Duration", "X-Word-Timestamps"]  # the last two: Raven's speak (modules/raven)
-"""Response headers a browser page may read: CORS echoes the origin and the requested headers, and a
-page on a public site may reach this server on the local network (private network access)."""
-_SLASHES = re.compile(r"/{2,}")
-SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
-"""Methods that change nothing: any page may send them (a browser lets it read the answer only when its
-origin is allowed). The others need an allowed Origin, or none (curl, Python, SillyTavern's server)."""
-
-
-class CollapseSlashes:
-    """WSGI middleware: ``//api/x`` is served as ``/api/x`` (ST concatenates URLs)."""
-
-    def __init__(self, app: Callable) -> None:
-        self.app = app
-
-    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
-        path = environ.get("PATH_INFO", "")
-        if "//" in path:
-            environ["PATH_INFO"] = _SLASHES.sub("/", path)
-        return self.app(environ, start_response)
-
-
-def greenroom_error(exc: Error) -> dict[str, Any]:
-    return exc.body()
-
-
-ERROR_SHAPES: dict[str, Callable[[Error], dict[str, Any]]] = {"/": greenroom_error, "/v1/": openai_error}
+ERROR_SHAPES: dict[str, Callable[[Error], dict[str, Any]]] = {"/": Error.body, "/v1/": openai_error}
 """The body of an error answer by route prefix, longest first: the one place where a family of routes
 (an OpenAI-compatible ``/v1``, say) can answer errors in its own contract's shape."""
 
@@ -66,99 +38,8 @@ def error_response(exc: Error) -> Response:
     return response
 
 
-def key_matches(header: str, key: str) -> bool:
-    """``Authorization: Bearer <key>`` (scheme case-insensitive) or the bare ``<key>`` that Raven's client
-    sends, compared in constant time."""
-    value = header.strip()
-    scheme, _, token = value.partition(" ")
-    secret = key.encode("utf-8")
-    # Both comparisons always run, so timing says nothing about which form or part failed.
-    bearer = hmac.compare_digest(token.strip().encode("utf-8", "replace"), secret)
-    bare = hmac.compare_digest(value.encode("utf-8", "replace"), secret)
-    return (scheme.lower() == "bearer" and bearer) | bare
-
-
-def origin_patterns(origins: list[str]) -> list[re.Pattern] | str:
-    """``cors_origins`` for flask-cors: '*', or one anchored pattern per origin ('http://host': any port)."""
-    if "*" in origins:
-        return "*"
-    return [re.compile(re.escape(o.rstrip("/")) + (r"\Z" if re.search(r":\d+$", o) else r"(:\d+)?\Z"), re.I)
-            for o in origins]
-
-
-def origin_allowed(origin: str, patterns: list[re.Pattern] | str) -> bool:
-    return patterns == "*" or any(p.match(origin) for p in patterns)
-
-
-def server_hosts(listen: bool, extra: list[str]) -> set[str]:
-    """Host names (no port) a request may name: loopback ones, ``extra``, and with ``listen`` this machine's
-    own name and interface addresses."""
-    hosts = {"localhost", "127.0.0.1", "::1", *(h.lower() for h in extra)}
-    if listen:
-        import socket
-
-        import psutil
-        name = socket.gethostname().lower()
-        hosts |= {name, f"{name}.local", socket.getfqdn().lower()}
-        hosts |= {a.address.split("%")[0].lower() for addrs in psutil.net_if_addrs().values() for a in addrs
-                  if a.family in (socket.AF_INET, socket.AF_INET6)}
-    return hosts
-
-
-def host_name(host: str) -> str:
-    """``Host`` without its port: 'a.b:5100' -> 'a.b', '[::1]:5100' -> '::1'."""
-    if host.startswith("["):
-        return host[1:host.find("]")].lower()
-    return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
-
-
-def install(app: Flask, api_key: str | None, exempt: set[str], access_log: bool = False,
-            origins: list[str] | None = None, hosts: set[str] | None = None) -> None:
-    """Wire the transport contract into ``app``. ``exempt`` holds endpoint names that skip the key.
-
-    Failed requests are always logged; successful ones only with ``access_log`` (a log line costs
-    about a third of a tiny request's time).
-    """
-    allowed = origin_patterns(origins if origins is not None else ["*"])
-    CORS(app, origins=allowed, send_wildcard=False, allow_headers="*", expose_headers=EXPOSED_HEADERS,
-         allow_private_network=True)
-
-    @app.before_request
-    def _start() -> Response | None:
-        g.started = time.perf_counter()
-        CLIENT.set(request.remote_addr)  # streams are counted per client address
-        if hosts is not None and host_name(request.host) not in hosts:
-            return error_response(Error(403, f"Host {host_name(request.host)} is not a name this server answers "
-                                             "to; add it to allowed_hosts in the [server] table of plugins.toml"))
-        origin = request.headers.get("Origin")
-        same_site = origin is not None and urlsplit(origin).netloc.lower() == request.host.lower()
-        if origin is not None and request.method not in SAFE_METHODS and not same_site \
-                and not origin_allowed(origin, allowed):
-            return error_response(Error(403, f"origin {origin} may not change anything here; add it to "
-                                             f"cors_origins in the [server] table of plugins.toml "
-                                             f"(cors_origins = [..., \"{origin}\"])", origin=origin))
-        if request.method == "OPTIONS":  # every preflight succeeds, before the key check; CORS adds the rest
-            return Response(status=200)
-        if api_key is not None and request.endpoint not in exempt:
-            if not key_matches(request.headers.get("Authorization", ""), api_key):
-                return error_response(Error(401, "401: Invalid API key"))  # SillyTavern-Extras' words
-        return None
-
-    @app.after_request
-    def _finish(response: Response) -> Response:
-        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        response.headers["X-Request-Duration"] = f"{elapsed:.6f}"
-        if "Origin" not in request.headers:  # not a browser's cross-site request: nothing to protect
-            response.headers.setdefault("Access-Control-Allow-Origin", "*")
-        # The shape of the request, never its content.
-        if (access_log or response.status_code >= 400) and log.isEnabledFor(logging.INFO):
-            log.info("%s %s %s in=%dB %.1fms", request.method, request.path, response.status_code,
-                     request.content_length or 0, elapsed * 1000)
-        return response
-
-    @app.errorhandler(Error)
-    def _error(exc: Error) -> Response:
-        return error_response(exc)
+def install_error_handlers(app: Flask) -> None:
+    app.register_error_handler(Error, error_response)
 
     @app.errorhandler(ValidationError)
     def _validation_error(exc: ValidationError) -> Response:

@@ -14,8 +14,7 @@ import importlib.util
 import logging
 import os
 import sys
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
@@ -69,17 +68,13 @@ class PluginInfo:
     modules: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "distribution": self.distribution, "version": self.version,
-                "builtin": self.builtin, "loaded": self.error is None, "error": self.error,
-                "modules": self.modules}
+        return {**asdict(self), "loaded": self.error is None}
 
 
 def allowed_distributions() -> set[str] | None:
     """Third-party distributions allowed by the environment; None means all."""
     value = os.environ.get(LOAD_PLUGINS_ENV)
-    if value is None:
-        return None
-    return {_normalise(v) for v in value.split(",") if v.strip()}
+    return None if value is None else {_normalise(v) for v in value.split(",") if v.strip()}
 
 
 def _normalise(dist: str) -> str:
@@ -115,12 +110,17 @@ class PluginRegistry:
                 continue
             self._load(ep.name, dist, ep.dist.version if ep.dist else "?", builtin, ep.load)
 
+    def fail(self, name: str, error: str) -> None:
+        """Record why plugin ``name`` does not work (``/api/plugins`` shows it), and log it."""
+        self.plugins[name].error = error
+        log.error("plugin %s (%s) failed: %s", name, self.plugins[name].distribution, error)
+
     def _load(self, name: str, dist: str, version: str, builtin: bool, load: Callable[[], Any]) -> None:
         try:
             obj = load()
         except Exception as exc:  # a broken plugin must never stop the host
             log.error("plugin %s (%s) failed to import: %s", name, dist, _short_error(exc))
-            log.debug("%s", traceback.format_exc())
+            log.debug("traceback", exc_info=True)
             self.plugins[name] = PluginInfo(name, dist, version, builtin, _short_error(exc))
             return
         self.add(obj, name, dist, version, builtin)
@@ -128,15 +128,13 @@ class PluginRegistry:
     def add(self, obj: Any, name: str, distribution: str = "<test>", version: str = "0",
             builtin: bool = False) -> None:
         """Register a plugin object (the tests use this for throw-away plugins)."""
-        info = PluginInfo(name, distribution, version, builtin)
+        self.plugins[name] = PluginInfo(name, distribution, version, builtin)
         try:
             self.pm.register(obj, name=name)
         except Exception as exc:
-            info.error = _short_error(exc)
-            log.error("plugin %s (%s) could not be registered: %s", name, distribution, info.error)
-        self.plugins[name] = info
+            self.fail(name, _short_error(exc))
 
-    def collect(self, hook_name: str, base: type | None = None) -> list[tuple[str, type]]:
+    def collect(self, hook_name: str, base: type) -> list[tuple[str, type]]:
         """Call one ``register_*`` hook plugin by plugin, isolating failures.
 
         Returns ``(plugin name, registered class)`` pairs.
@@ -147,13 +145,10 @@ class PluginRegistry:
             try:
                 impl.function(register=registered.append)
                 for cls in registered:
-                    if base is not None and not (isinstance(cls, type) and issubclass(cls, base)):
+                    if not (isinstance(cls, type) and issubclass(cls, base)):
                         raise TypeError(f"registered {cls!r}, which is not a {base.__name__} subclass")
             except Exception as exc:
-                info = self.plugins.get(impl.plugin_name)
-                log.error("plugin %s failed in %s: %s", impl.plugin_name, hook_name, _short_error(exc))
-                if info is not None:
-                    info.error = _short_error(exc)
+                self.fail(impl.plugin_name, _short_error(exc))
                 continue
             found.extend((impl.plugin_name, cls) for cls in registered)
         return found
@@ -170,8 +165,7 @@ class PluginRegistry:
                 except pluggy.PluginValidationError as exc:  # an implementation does not fit the new hook
                     name = self.pm.get_name(exc.plugin)
                     self.pm.unregister(exc.plugin)
-                    self.plugins[name].error = _short_error(exc)
-                    log.error("plugin %s does not fit module %s's hooks: %s", name, cls.name, exc)
+                    self.fail(name, f"does not fit module {cls.name}'s hooks: {_short_error(exc)}")
         return classes
 
     def listing(self) -> list[dict[str, Any]]:

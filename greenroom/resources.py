@@ -42,10 +42,6 @@ def choose_compute(module: str, resources: Resources, settings: ModuleSettings, 
     return Compute(cuda_device, resources.gpu_dtype if dtype == "auto" else dtype, "CUDA requested")
 
 
-def cpu_fallback(compute: Compute) -> Compute:
-    return Compute("cpu", "float32", f"load on {compute.device} failed; retried on CPU")
-
-
 def memory_mb() -> dict[str, float]:
     """This process's RSS, and CUDA memory once something imported torch, in MiB (torch is never imported here)."""
     out = {"rss_mb": psutil.Process().memory_info().rss / 2**20}

@@ -1,4 +1,5 @@
-"""Start the real server (``python server.py ...``) on a free 127.0.0.1 port, for integration tests."""
+"""Start the real server (``python server.py ...``, or in-process with :class:`InProcessServer`) on a free
+127.0.0.1 port, for integration tests."""
 from __future__ import annotations
 
 import os
@@ -7,8 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -95,3 +98,34 @@ class ServerProcess:
 def run_cli(args: list[str], env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / "server.py"), *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+class InProcessServer:
+    """create_app + waitress in a thread: real sockets, and the test can reach the module's objects."""
+
+    def __init__(self, config: Any) -> None:
+        from waitress.server import create_server
+
+        from greenroom.app import create_app
+        self.app = create_app(config)
+        self.host = self.app.extensions["greenroom"]
+        self.server = create_server(self.app, host="127.0.0.1", port=0, threads=8, ident="greenroom-test")
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def module(self, name: str = "talkinghead") -> Any:
+        return self.host.records[name].instance
+
+    @property
+    def posing(self):
+        return self.host.records["talkinghead"].instance.posing
+
+    @property
+    def poser(self):
+        return self.host.records["talkinghead"].instance.poser
+
+    def stop(self) -> None:
+        self.host.shutdown()
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        self.server.close()

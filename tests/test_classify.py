@@ -194,7 +194,7 @@ def test_hugging_face_backend_from_a_local_path(tiny_goemotions, tmp_path):
     batch = client.post("/api/classify", json={"text": ["the cat", "sad"]}).json["classification"]
     assert len(batch) == 2 and all(len(r) == 28 for r in batch)
     assert client.get("/api/classify/labels").json["labels"] == list(GOEMOTIONS)
-    assert host.records["classify"].info(host.registry)["status"]["backend"] == "transformers"
+    assert client.get("/api/modules/classify").json["status"]["backend"] == "transformers"
     host.shutdown()
 
 

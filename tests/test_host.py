@@ -16,7 +16,8 @@ from greenroom import (ApiBlueprint, Busy, ComputeSettings, Module, ModuleSettin
 from greenroom.app import create_app
 from greenroom.config import ConfigError
 from greenroom.server.config_file import read_config_file
-from greenroom.http import ERROR_SHAPES, key_matches
+from greenroom.http import ERROR_SHAPES
+from greenroom.web.transport import key_matches
 from greenroom.module import Compute
 from greenroom.plugins import allowed_distributions
 from greenroom.resources import choose_compute

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from greenroom import http as transport
+from greenroom.web import transport
 
 from .test_reliability_support import MAX_BODY_MB, Server, delete_instances, load_character, shared_server  # noqa: F401
 

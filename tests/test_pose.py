@@ -17,43 +17,16 @@ import numpy as np
 import pytest
 import requests
 from PIL import Image
-from waitress.server import create_server
 
-from greenroom.app import create_app
 from greenroom.config import HostConfig, ServerSettings
 from greenroom_modules.talkinghead import pose as P
 from greenroom_modules.talkinghead.templates_store import SETS_DIR_ENV, StoreError, TemplateStore, check_name
 
-from .server_process import ROOT
+from .server_process import ROOT, InProcessServer
 
 # THA3 morphs the face inside rows 32-224, cols 160-352; the body editor smooths a little beyond (the chin).
 HEAD_BOX = (slice(16, 260), slice(144, 368))
 pytestmark = pytest.mark.slow
-
-
-class InProcessServer:
-    """create_app + waitress in a thread: real sockets, and the test can reach the module's objects."""
-
-    def __init__(self, config: HostConfig) -> None:
-        self.app = create_app(config)
-        self.host = self.app.extensions["greenroom"]
-        self.server = create_server(self.app, host="127.0.0.1", port=0, threads=8, ident="greenroom-test")
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    @property
-    def posing(self):
-        return self.host.records["talkinghead"].instance.posing
-
-    @property
-    def poser(self):
-        return self.host.records["talkinghead"].instance.poser
-
-    def stop(self) -> None:
-        self.host.shutdown()
-        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
-        self.server.close()
 
 
 @pytest.fixture(scope="module")

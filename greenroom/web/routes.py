@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import asdict
 from typing import Any
 
 import psutil
 from flask import current_app, jsonify, render_template
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from .. import __version__
 from ..api import ApiBlueprint
 from ..app import host_of
-from ..errors import Error, NotFound
-from ..host import Host
+from ..errors import Error, Invalid, NotFound, describe_validation_error, validation_details
+from ..host import Host, ModuleRecord
+from ..module import ModuleSettings
+from ..plugins import PluginRegistry
 from . import explorer, openai_models, webui
 from .openapi import openapi_document
 
@@ -99,7 +102,7 @@ def host_blueprint() -> ApiBlueprint:
             responses={200: ModuleInfo, 404: "No such module"})
     def module_info(name: str):
         host = host_of()
-        return jsonify(_record(host, name).info(host.registry))
+        return jsonify(module_facts(_record(host, name), host.registry))
 
     @bp.api("/api/modules/<name>/schema", summary="A module's settings as JSON Schema, with current values",
             responses={200: SettingsSchema, 404: "No such module"})
@@ -118,7 +121,7 @@ def host_blueprint() -> ApiBlueprint:
         rec = _record(host, name)
         if rec.state != "loaded":
             raise Error(409, f"module '{name}' is {rec.state}; settings can change only while it runs")
-        new = host.update_settings(rec.name, body.model_dump())
+        new = update_settings(rec, body.model_dump(), host.server.allow_remote_settings)
         return jsonify({"module": rec.name, "values": new.model_dump(mode="json")})
 
     @bp.api("/api/server/status", summary="Open streams, threads and memory of the server process (read-only)",
@@ -148,3 +151,55 @@ def _record(host: Host, name: str):
     if canonical is None:
         raise NotFound(f"no module named '{name}'; installed: {', '.join(host.available_names())}")
     return host.records[canonical]
+
+
+def module_facts(rec: ModuleRecord, registry: PluginRegistry) -> dict[str, Any]:
+    """The body of ``/api/modules/<name>``."""
+    plugin = registry.plugins.get(rec.plugin)
+    out: dict[str, Any] = {
+        "name": rec.name, "version": rec.cls.version, "description": rec.cls.description,
+        "aliases": list(rec.cls.aliases), "state": rec.state, "error": rec.error,
+        "plugin": rec.plugin, "distribution": plugin.distribution if plugin else None,
+        "builtin": plugin.builtin if plugin else False,
+        "resources": asdict(rec.cls.resources),
+    }
+    if rec.compute is not None:
+        out.update(device=rec.compute.device, dtype=rec.compute.dtype, placement=rec.compute.reason)
+    if rec.load_seconds is not None:
+        out["load_seconds"] = round(rec.load_seconds, 3)
+    out["memory"] = rec.memory
+    if rec.state == "loaded":
+        try:
+            out["status"] = rec.instance.status()
+        except Exception as exc:  # status is informational; never fail the request for it
+            out["status"] = {"error": f"{type(exc).__name__}: {exc}"}
+    return out
+
+
+def update_settings(rec: ModuleRecord, changes: dict[str, Any], allow_remote_settings: bool) -> ModuleSettings:
+    """Validate and apply live settings: load-time fields cannot change while the module runs, and fields
+    marked sensitive only with the server's ``allow_remote_settings``."""
+    current = rec.instance.settings
+    frozen = [k for k in changes if k in current.load_time_fields() and changes[k] != getattr(current, k)]
+    if frozen:
+        raise Invalid(f"{', '.join(frozen)}: applies at load time only; set it in plugins.toml and restart",
+                      details=[{"loc": [k], "msg": "load-time setting"} for k in frozen])
+    locked = [] if allow_remote_settings else \
+        [k for k in changes if k in current.sensitive_fields() and not _same(getattr(current, k), changes[k])]
+    if locked:
+        raise Invalid(f"{', '.join(locked)}: names a URL or holds a secret, so it is set in plugins.toml; the "
+                      "API changes it only with allow_remote_settings = true in [server]",
+                      details=[{"loc": [k], "msg": "remote change refused"} for k in locked])
+    try:
+        new = type(current).model_validate({**current.model_dump(), **changes})
+    except ValidationError as exc:
+        raise Invalid(describe_validation_error(exc), details=validation_details(exc)) from None
+    rec.instance.apply_settings(new)
+    return new
+
+
+def _same(current: Any, sent: Any) -> bool:
+    """Whether a settings form sent back the current value (a secret comes back as its mask or itself)."""
+    if isinstance(current, SecretStr):
+        return sent in (str(current), current.get_secret_value())
+    return bool(sent == current)

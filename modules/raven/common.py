@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, TypeVar
 from flask import current_app, request
 
 from greenroom.errors import Error
-from greenroom.http import key_matches
+from greenroom.web.transport import key_matches
 
 if TYPE_CHECKING:
     from .module import Raven

@@ -1,4 +1,5 @@
-"""The registry of avatar instances: ids, the default instance, limits, idle clean-up, renderer choice."""
+"""The registry of avatar instances: ids, the default instance, limits, idle clean-up, renderer choice,
+and on a GPU the admission of full-mode instances by measured capacity."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .batcher import PoseBatcher
 from .cache import PoseCache, PoseWorker
 from .instance import Instance
 from .poser import Character, SharedPoser
@@ -28,7 +30,7 @@ class InstanceError(Exception):
 
 
 class InstanceManager:
-    """Creates, finds and deletes instances; one poser, cache and background worker serve them all."""
+    """Creates, finds and deletes instances; one poser, batcher, cache and background worker serve them all."""
 
     def __init__(self, poser: SharedPoser, settings: TalkingheadSettings, defaults: Callable[[], dict[str, Any]],
                  templates: Callable[[], dict[str, np.ndarray]], worker_id: str = "") -> None:
@@ -40,7 +42,10 @@ class InstanceManager:
         self.templates = templates
         self.cache = PoseCache(settings.cache_dir, settings.cache_memory_mb, settings.cache_disk_mb)
         self.worker = PoseWorker(settings.background_nice, settings.background_idle)
+        self.batcher = PoseBatcher(poser, settings.max_batch, settings.batch_wait_ms)
         self.full_pose_seconds: float | None = None
+        self.measured_fps: float | None = None
+        """Full-mode frames per second a batch of ``max_batch`` sustained at start-up (GPU only)."""
         self._instances: dict[str, Instance] = {}
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -49,17 +54,49 @@ class InstanceManager:
 
     # -- renderer choice -------------------------------------------------------------------------
 
-    def measure_full_pose(self, character: Character) -> float:
-        """Seconds one full THA3 pose takes here (after one warm-up pose); decides 'auto'."""
-        pose = np.zeros(45, dtype=np.float32)
-        self.poser.pose(character, pose)
+    def apply_settings(self, settings: TalkingheadSettings) -> None:
+        self.settings = settings
+        self.batcher.configure(settings.max_batch, settings.batch_wait_ms)
+
+    def _pose_seconds(self, character: Character, size: int, repeat: int = 3) -> float:
+        """Seconds one batch of ``size`` full poses takes here, frames on the host (after a warm-up batch)."""
+        chars, poses = [character] * size, np.zeros((size, 45), dtype=np.float32)
+        self.poser.to_host(self.poser.pose_batch(chars, poses))
         t0 = time.perf_counter()
-        self.poser.pose(character, pose)
-        if self.poser.device.type == "cuda":
-            import torch
-            torch.cuda.synchronize()
-        self.full_pose_seconds = time.perf_counter() - t0
+        for _ in range(repeat):
+            self.poser.to_host(self.poser.pose_batch(chars, poses))
+        return (time.perf_counter() - t0) / repeat
+
+    def measure(self, character: Character) -> float:
+        """Seconds one full THA3 pose takes here (decides 'auto'), and the frames per second a full batch
+        sustains (:attr:`measured_fps`, for admission)."""
+        self.full_pose_seconds = self._pose_seconds(character, 1)
+        size = self.settings.max_batch
+        self.measured_fps = size / (self._pose_seconds(character, size) if size > 1 else self.full_pose_seconds)
         return self.full_pose_seconds
+
+    def capacity_fps(self) -> float | None:
+        """Full-mode frames per second the poser sustains: the start-up measure, or a better one seen since.
+        None on a CPU, where no measure is taken and admission is off."""
+        if self.measured_fps is None:
+            return None
+        return max(self.measured_fps, self.batcher.sustained_fps() or 0.0)
+
+    def full_mode_fps(self) -> int:
+        """The frame rates that running, unpaused full-mode instances ask of the poser."""
+        return sum(i.settings.target_fps for i in self.all() if i.mode == "full" and not i.paused)
+
+    def _admit(self, settings: AnimatorSettings, key: str) -> None:
+        """429 when a new full-mode instance would ask the poser for more frames than it sustains."""
+        capacity = self.capacity_fps()
+        if capacity is None or not self.settings.admission or self.resolve_mode(settings) != "full":
+            return
+        used = self.full_mode_fps()
+        if used + settings.target_fps > capacity:
+            raise InstanceError(429, f"the {self.poser.device} poser sustains about {capacity:.0f} full-mode frames/s "
+                                     f"and running full-mode instances use {used}; a new one at {settings.target_fps} "
+                                     "frames/s would exceed it. Unload or pause an instance, lower target_fps, or "
+                                     "load with mode low_compute", key)
 
     def resolve_mode(self, settings: AnimatorSettings) -> str:
         mode = self.settings.mode if settings.mode == "default" else settings.mode
@@ -71,7 +108,7 @@ class InstanceManager:
 
     def make_renderer(self, character: Character, settings: AnimatorSettings) -> Any:
         if self.resolve_mode(settings) == "full":
-            return FullRenderer(self.poser, character)
+            return FullRenderer(self.poser, character, self.batcher)
         return CachedRenderer(self.poser, character, self.cache, self.worker)
 
     def warm_up(self, instance: Instance) -> None:
@@ -107,6 +144,7 @@ class InstanceManager:
                                          "unload one first", key)
             if existing is None:
                 settings = AnimatorSettings.model_validate(self.defaults())
+                self._admit(settings, key)
                 inst = Instance(key, character, settings, self.templates(), self.make_renderer,
                                 on_change=self.warm_up)
                 self._instances[key] = inst
@@ -144,15 +182,20 @@ class InstanceManager:
 
     def _reap_loop(self) -> None:
         while not self._stop.wait(5.0):
-            limit = self.settings.idle_timeout_minutes * 60
-            for inst in self.all():
-                if inst.feeds == 0 and time.monotonic() - inst.last_activity > limit:
-                    log.info("talkinghead instance %s idle for %.0f s; deleting", inst.id, limit)
-                    self.delete(inst.id)
+            self._reap()
+
+    def _reap(self) -> None:
+        """Delete idle instances (a function of its own: the waiting loop keeps no instance referenced)."""
+        limit = self.settings.idle_timeout_minutes * 60
+        for inst in self.all():
+            if inst.feeds == 0 and time.monotonic() - inst.last_activity > limit:
+                log.info("talkinghead instance %s idle for %.0f s; deleting", inst.id, limit)
+                self.delete(inst.id)
 
     def close(self) -> None:
         self._stop.set()
         self.poser.stopping.set()
         for inst in self.all():
             self.delete(inst.id)
+        self.batcher.close()
         self.worker.stop()

