@@ -162,5 +162,5 @@ def test_streams_never_starve_ordinary_requests(server_factory, plugin_env, tmp_
             break
         time.sleep(0.2)
     assert status == 200
-    bad = requests.get(server.url + "/api/hello/ticks?interval=-1")
+    bad = requests.get(server.url + "/api/hello/ticks?interval=-1", timeout=10)
     assert bad.status_code == 400 and bad.json()["error"].startswith("interval:")
