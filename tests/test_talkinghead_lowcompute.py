@@ -3,6 +3,7 @@ the pose cache fills, blinks and talking move eyes and mouth, emotions reach the
 restarted server reuses the on-disk cache."""
 from __future__ import annotations
 
+import os
 import time
 
 import numpy as np
@@ -132,3 +133,32 @@ def test_nearest_pair_interpolates_along_a_segment():
 def test_face_regions_are_where_the_tests_look():
     assert FACE[0].start < EYES[0].start < MOUTH[0].start < FACE[0].stop
     assert len(P.EXPRESSION) + len(P.WINK) + len(P.MOUTH_OPEN) == 39
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling classes")
+def test_background_jobs_the_picture_does_not_wait_for_run_in_the_idle_class():
+    """Optional jobs (other emotions, new sway poses) get only CPU time the live feeds leave; what the
+    picture waits for runs at the worker's nice value, and ``idle`` puts everything in SCHED_IDLE."""
+    from greenroom_modules.talkinghead.cache import PoseWorker
+    from greenroom_modules.talkinghead.renderers import EMOTION_BODY, EMOTION_FACE, GATE, NOW, TARGET
+
+    def policy_of(worker: PoseWorker, priority: int) -> int:
+        seen: list[int] = []
+        worker.submit(("test", priority, len(seen)), priority, lambda: seen.append(os.sched_getscheduler(0)))
+        wait_for(lambda: seen, 10)
+        return seen[0]
+
+    worker = PoseWorker(nice=0, idle_from=EMOTION_FACE)
+    try:
+        assert policy_of(worker, NOW) == os.SCHED_OTHER
+        assert policy_of(worker, GATE) == os.SCHED_IDLE
+        assert policy_of(worker, EMOTION_BODY) == os.SCHED_IDLE
+        if os.geteuid() == 0:  # unprivileged, leaving SCHED_IDLE needs RLIMIT_NICE: the worker stays idle
+            assert policy_of(worker, TARGET) == os.SCHED_OTHER
+    finally:
+        worker.stop()
+    worker = PoseWorker(nice=0, idle=True, idle_from=EMOTION_FACE)
+    try:
+        assert policy_of(worker, NOW) == os.SCHED_IDLE
+    finally:
+        worker.stop()

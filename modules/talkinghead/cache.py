@@ -189,17 +189,21 @@ class PoseCache:
 class PoseWorker:
     """One low-priority background thread that renders cache entries, most urgent first.
 
-    It runs with one torch thread at a raised nice value (or in the SCHED_IDLE class, ``idle``), so the
-    live feeds (which only blend cached results) keep the CPU they need while the cache fills.
+    It runs with one torch thread at a raised nice value, so the live feeds (which only blend cached
+    results) keep the CPU they need while the cache fills. Jobs of priority ``idle_from`` and below (other
+    emotions, new sway poses) run in Linux's SCHED_IDLE class: only in the CPU time the feeds leave. On two
+    cores a nice'd job still took a third of a core from a talking avatar, which then missed a frame in
+    five. ``idle`` runs every job that way.
     """
 
-    def __init__(self, nice: int = 5, idle: bool = False) -> None:
+    def __init__(self, nice: int = 5, idle: bool = False, idle_from: int = 3) -> None:
         self._heap: list[tuple[int, int, Key, Callable[[], None]]] = []
         self._queued: dict[Key, int] = {}
         self._cond = threading.Condition()
         self._seq = itertools.count()
         self._stop = False
-        self._nice, self._idle = nice, idle
+        self._nice, self._idle_from = nice, 0 if idle else idle_from
+        self._in_idle = False
         self.busy_seconds = 0.0
         self.cpu_seconds = 0.0  # CPU time of this thread (its jobs run here, with one torch thread)
         self.jobs_done = 0
@@ -234,10 +238,8 @@ class PoseWorker:
     def _run(self) -> None:
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
-            if self._idle:  # pid 0: this thread
-                os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except (OSError, AttributeError):
-            log.warning("background renderer: nice %s%s not applied", self._nice, " / SCHED_IDLE" if self._idle else "")
+        except OSError:
+            log.warning("background renderer: nice %s not applied", self._nice)
         torch.set_num_threads(1)
         while True:
             with self._cond:
@@ -249,6 +251,7 @@ class PoseWorker:
                 if self._queued.get(key) != priority:
                     continue  # superseded by a more urgent copy, or cancelled
                 del self._queued[key]
+            self._schedule_idle(priority >= self._idle_from)
             t0, c0 = time.perf_counter(), time.thread_time()
             try:
                 job()
@@ -259,6 +262,19 @@ class PoseWorker:
             self.busy_seconds += time.perf_counter() - t0
             self.cpu_seconds += time.thread_time() - c0
             self.jobs_done += 1
+
+    def _schedule_idle(self, idle: bool) -> None:
+        """Move this thread into (or out of) the SCHED_IDLE class. An unprivileged process may not leave
+        it (RLIMIT_NICE): the worker then stays idle, which delays the cache but never the feeds."""
+        if idle == self._in_idle or not hasattr(os, "SCHED_IDLE"):
+            return
+        try:  # pid 0: this thread
+            os.sched_setscheduler(0, os.SCHED_IDLE if idle else os.SCHED_OTHER, os.sched_param(0))
+            self._in_idle = idle
+        except OSError as exc:
+            log.warning("background renderer: scheduling class %s not applied (%s); it stays %s",
+                        "SCHED_IDLE" if idle else "SCHED_OTHER", exc, "idle" if self._in_idle else "nice'd")
+            self._idle_from = 0 if self._in_idle else 10**9  # stop trying
 
     def stop(self) -> None:
         with self._cond:

@@ -14,7 +14,7 @@ from .batcher import PoseBatcher
 from .cache import PoseCache, PoseWorker
 from .instance import Instance
 from .poser import Character, SharedPoser
-from .renderers import CachedRenderer, FullRenderer
+from .renderers import EMOTION_FACE, CachedRenderer, FullRenderer
 from .settings import AnimatorSettings, TalkingheadSettings
 
 log = logging.getLogger("greenroom.talkinghead")
@@ -41,7 +41,7 @@ class InstanceManager:
         self.defaults = defaults
         self.templates = templates
         self.cache = PoseCache(settings.cache_dir, settings.cache_memory_mb, settings.cache_disk_mb)
-        self.worker = PoseWorker(settings.background_nice, settings.background_idle)
+        self.worker = PoseWorker(settings.background_nice, settings.background_idle, idle_from=EMOTION_FACE)
         self.batcher = PoseBatcher(poser, settings.max_batch, settings.batch_wait_ms)
         self.full_pose_seconds: float | None = None
         self.measured_fps: float | None = None

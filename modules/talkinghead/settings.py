@@ -207,10 +207,11 @@ class TalkingheadSettings(ComputeSettings):
     cache_disk_mb: int = Field(2048, ge=0, le=1048576, description="Disk the pose cache may use (0 disables it).")
     background_nice: int = load_time_field(5, "Nice value of the low_compute mode's background renderer "
                                               "thread: above 0 it yields the CPU to the live feeds.", ge=0, le=19)
-    background_idle: bool = load_time_field(False, "Run the background renderer in Linux's SCHED_IDLE class "
-                                                   "instead: it then gets only CPU time no other thread wants, so the "
-                                                   "live feeds never wait for it, but on a machine busy with other "
-                                                   "programs the cache fills slowly.")
+    background_idle: bool = load_time_field(False, "The background renderer runs optional work (other emotions, "
+                                                   "new sway poses) in Linux's SCHED_IDLE class, with only CPU time "
+                                                   "the live feeds leave, and what the picture waits for at "
+                                                   "background_nice. true: everything in SCHED_IDLE (on a machine "
+                                                   "busy with other programs the cache then fills slowly).")
     precompute_emotions: bool = Field(True, description="In low_compute mode, render every emotion in the "
                                                         "background after a character loads.")
     max_instances: int = Field(8, ge=1, le=256, description="Most avatar instances at once (429 beyond).")
