@@ -3,15 +3,16 @@ pictures, the panels that modules ship (built-in and third-party), no path trave
 documented in /openapi.json."""
 from __future__ import annotations
 
-import types
 from pathlib import Path
 
 import pytest
 from flask import jsonify
 
-from greenroom import ApiBlueprint, Module, hookimpl
+from greenroom import ApiBlueprint, Module
 from greenroom.app import create_app
 from greenroom.module import WebPanel
+
+from .plugins_helper import plugin
 
 SECRET = "the content of a file that no URL may reach"
 PANEL_JS = 'export function mount(container) { container.textContent = "hello from a plugin"; }\n'
@@ -80,15 +81,6 @@ def panel_module(module_name: str, web: Path) -> type[Module]:
             return bp
 
     return PanelModule
-
-
-def plugin(*classes: type[Module]) -> types.SimpleNamespace:
-    @hookimpl
-    def register_modules(register):
-        for cls in classes:
-            register(cls)
-
-    return types.SimpleNamespace(register_modules=register_modules)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from greenroom.errors import Error
 from greenroom.paths import search_path
 
 from .settings import ASSETS
@@ -21,38 +22,38 @@ CHARACTERS = ASSETS / "characters"   # the shipped ones
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
-class ImageError(ValueError):
-    """A character image that cannot be used; ``status`` is the HTTP answer (400 or 413)."""
+class ImageError(Error, ValueError):
+    """A character image that cannot be used: 400, 404 (no such character) or 413; ``field`` is ``file``
+    (an upload) or ``character`` (a name)."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+    def __init__(self, message: str, status: int = 400, field: str = "file") -> None:
+        super().__init__(status, message, field=field)
 
 
 def decode(data: bytes, max_pixels: int) -> Image.Image:
     """Open uploaded bytes as an RGBA image, refusing non-images, images without alpha and pixel bombs."""
     if not data:
-        raise ImageError("the uploaded file is empty")
+        raise ImageError("file: the uploaded file is empty")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             if image.width * image.height > max_pixels:
-                raise ImageError(f"image is {image.width}x{image.height} pixels; the limit is {max_pixels} pixels",
+                raise ImageError(f"file: image is {image.width}x{image.height} pixels; the limit is {max_pixels} pixels",
                                  status=413)
             image.load()
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):  # Pillow refuses before our check
-        raise ImageError(f"image has over {Image.MAX_IMAGE_PIXELS} pixels; the limit is {max_pixels} pixels",
+        raise ImageError(f"file: image has over {Image.MAX_IMAGE_PIXELS} pixels; the limit is {max_pixels} pixels",
                          status=413) from None
     except UnidentifiedImageError as exc:
-        raise ImageError(f"file is not a readable image ({type(exc).__name__})") from None
+        raise ImageError(f"file: not a readable image ({type(exc).__name__})") from None
     except (OSError, ValueError, SyntaxError) as exc:
-        raise ImageError(f"file is not a readable image ({exc})") from None
+        raise ImageError(f"file: not a readable image ({exc})") from None
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info)
     if not has_alpha:
-        raise ImageError(f"image has no alpha channel (mode {image.mode}); THA3 needs a character on a "
+        raise ImageError(f"file: image has no alpha channel (mode {image.mode}); THA3 needs a character on a "
                          "transparent background (RGBA PNG)")
     return image.convert("RGBA")
 
@@ -93,10 +94,11 @@ def character_names(folder: Path | None = None) -> list[str]:
 def load_named(name: str, folder: Path | None = None, max_pixels: int = 16_000_000) -> np.ndarray:
     """``<name>.png`` from ``folder``, else the user's, else the shipped one; names are plain (no paths, no traversal)."""
     if not _NAME.fullmatch(name) or ".." in name:
-        raise ImageError(f"character: '{name[:80]}' is not a valid name (letters, digits, '_', '-', '.')")
+        raise ImageError(f"character: '{name[:80]}' is not a valid name (letters, digits, '_', '-', '.')",
+                         field="character")
     for candidate in _folders(folder):
         path = (candidate / f"{name}.png").resolve()
         if path.parent == candidate.resolve() and path.is_file():
             return load_upload(path.read_bytes(), max_pixels)
     raise ImageError(f"character: no character named '{name}'; available: {', '.join(character_names(folder))}",
-                     status=404)
+                     status=404, field="character")

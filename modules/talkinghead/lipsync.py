@@ -21,6 +21,8 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from greenroom.errors import Error
+
 from . import pose as P
 
 SHAPES = ("aaa", "iii", "uuu", "eee", "ooo")
@@ -228,12 +230,11 @@ class Utterance:
         return now - self.anchor + self.latency
 
 
-class LipSyncError(LookupError):
-    """No utterance to start (``status`` 404), or not the one named (409)."""
+class LipSyncError(Error, LookupError):
+    """No utterance to start (404), or not the one named (409); the answer names the ``utterance_id`` asked for."""
 
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
+    def __init__(self, message: str, status: int, utterance_id: str | None = None) -> None:
+        super().__init__(status, message, utterance_id=utterance_id)
 
 
 class LipSync:
@@ -260,10 +261,10 @@ class LipSync:
         with self._lock:
             current = self._current
             if current is None:
-                raise LipSyncError("no utterance to start; POST /api/talkinghead/speak first", 404)
+                raise LipSyncError("no utterance to start; POST /api/talkinghead/speak first", 404, utterance_id)
             if utterance_id is not None and utterance_id != current.id:
                 raise LipSyncError(f"utterance_id '{utterance_id}' was replaced or stopped; the current one is "
-                                   f"'{current.id}'", 409)
+                                   f"'{current.id}'", 409, utterance_id)
             current.anchor = self.clock() - offset
             current.latency = latency
             current.released_at = None

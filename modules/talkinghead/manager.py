@@ -10,6 +10,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from greenroom.errors import Error
+
 from .batcher import PoseBatcher
 from .cache import PoseCache, PoseWorker
 from .instance import Instance
@@ -21,12 +23,12 @@ log = logging.getLogger("greenroom.talkinghead")
 DEFAULT_ID = "default"
 
 
-class InstanceError(Exception):
-    """Unknown id (404) or too many instances (429); carries the id for the JSON answer."""
+class InstanceError(Error):
+    """Unknown id (404) or too many instances (429); the answer names the id."""
 
     def __init__(self, status: int, message: str, instance_id: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.instance_id = status, instance_id
+        super().__init__(status, message, instance_id=instance_id)
+        self.instance_id = instance_id
 
 
 class InstanceManager:

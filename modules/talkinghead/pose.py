@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from greenroom.errors import BadRequest
+
 log = logging.getLogger("greenroom.talkinghead")
 
 
@@ -62,13 +64,12 @@ EMOTIONS: tuple[str, ...] = (
 NEUTRAL = "neutral"
 
 
-class PoseError(ValueError):
-    """A bad morph name or value; ``field`` names it for the 400 answer."""
+class PoseError(BadRequest, ValueError):
+    """A bad morph name or value: 400, ``field`` names it."""
 
     def __init__(self, message: str, field: str | None = None, **extra: Any) -> None:
-        super().__init__(message)
+        super().__init__(message, field=field, **extra)
         self.field = field
-        self.extra = extra
 
 
 def check_morphs(values: Mapping[str, Any], where: str = "overrides") -> dict[str, float]:

@@ -16,12 +16,11 @@ from greenroom.api import binary, text
 from greenroom.views import Routes
 
 from . import pose as P
-from .images import ImageError
 from .poser import Character
 from .posing import Outcome, PoseImage
 from .request import instance_from_request, instance_id_field, loaded_manager, plain, requested_instance_id
 from .schemas import CHARACTER_PATTERN
-from .templates_store import DEFAULT_SET, NAME_PATTERN, StoreError, TemplateStore, normalise
+from .templates_store import DEFAULT_SET, NAME_PATTERN, TemplateStore, normalise
 
 if TYPE_CHECKING:
     from .module import Talkinghead
@@ -102,10 +101,7 @@ def _character_for(module: "Talkinghead", body: PoseBody) -> Character:
     if body.character and body.instance_id:
         raise ApiError(400, "character: give either character or instance_id, not both", field="character")
     if body.character:
-        try:
-            return module.posing.named_character(body.character)
-        except ImageError as exc:
-            raise ApiError(exc.status, str(exc), field="character") from None
+        return module.posing.named_character(body.character)
     if requested_instance_id(body) is None and loaded_manager(module).find(None) is None:
         raise ApiError(400, "character: give a character name or an instance_id (there is no default "
                             "instance)", field="character")
@@ -113,13 +109,11 @@ def _character_for(module: "Talkinghead", body: PoseBody) -> Character:
 
 
 def _stored(fn: Callable[..., T], *args: Any) -> T:
-    """Call the emotion set store, its errors as HTTP errors naming the field."""
+    """Call the emotion set store; a failure of the disk (not one of its own errors) is a 500 saying what."""
     try:
         return fn(*args)
-    except StoreError as exc:
-        raise ApiError(exc.status, str(exc), field="name" if str(exc).startswith("name") else "emotions") from None
-    except P.PoseError as exc:
-        raise ApiError(400, str(exc), field=exc.field, **exc.extra) from None
+    except ApiError:
+        raise
     except (OSError, ValueError) as exc:
         raise ApiError(500, f"emotion set store: {type(exc).__name__}: {exc}") from None
 
@@ -139,10 +133,7 @@ def _pose_headers(outcome: Outcome[PoseImage]) -> dict[str, str]:
             responses={200: POSE_IMAGE, 400: "Unknown morph, value out of range, or no character (named)",
                        404: "Unknown character or instance_id"})
 def pose(module: "Talkinghead", body: PoseBody):
-    try:
-        values = P.check_morphs(body.pose, where="pose")
-    except P.PoseError as exc:
-        raise ApiError(400, str(exc), field=exc.field, **exc.extra) from None
+    values = P.check_morphs(body.pose, where="pose")
     char = _character_for(module, body)
     channel = body.channel or f"addr:{request.remote_addr or '-'}"
     outcome = module.posing.render(char, P.to_vector(values), channel)

@@ -11,8 +11,7 @@ Every reply concerning an instance names it in ``X-Instance-Id`` (the module's a
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from flask import Response, g, request
 from pydantic import BaseModel, Field
@@ -20,7 +19,7 @@ from pydantic import BaseModel, Field
 from greenroom import ApiError
 from greenroom.errors import Busy
 
-from .manager import DEFAULT_ID, InstanceError, InstanceManager
+from .manager import DEFAULT_ID, InstanceManager
 
 if TYPE_CHECKING:
     from .instance import Instance
@@ -87,20 +86,10 @@ def loaded_manager(module: "Talkinghead") -> InstanceManager:
     return module.manager
 
 
-@contextmanager
-def instance_errors() -> Iterator[None]:
-    """The manager's InstanceError as the HTTP error it describes, naming the instance_id."""
-    try:
-        yield
-    except InstanceError as exc:
-        raise ApiError(exc.status, str(exc), instance_id=exc.instance_id) from None
-
-
 def instance_by_id(module: "Talkinghead", instance_id: str | None) -> "Instance":
     """The live instance ``instance_id`` (None: the default one); 404 naming the id when there is none."""
     concerns(instance_id)
-    with instance_errors():
-        return loaded_manager(module).get(instance_id)
+    return loaded_manager(module).get(instance_id)
 
 
 def instance_from_request(module: "Talkinghead", body: BaseModel | None = None) -> "Instance":

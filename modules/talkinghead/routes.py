@@ -23,14 +23,14 @@ from greenroom.views import Routes
 from . import encoding
 from . import pose as P
 from . import pose_routes, speech_routes
-from .images import ImageError, character_names, load_named, load_upload
+from .images import character_names, load_named, load_upload
 from .instance import PAUSED_KEEPALIVE_SECONDS, new_frames
 from .manager import DEFAULT_ID
-from .request import (NOT_FOUND, InstanceQuery, concerns, instance_errors, instance_from_request, loaded_manager,
+from .request import (NOT_FOUND, InstanceQuery, concerns, instance_from_request, loaded_manager,
                       name_instance, parse_instance_id, plain, refuse_new_while_draining, requested_instance_id)
 from .schemas import (FEED, LOAD_FORM, EmotionBody, FeedQuery, FreeformBody, HintBody, InstanceBody, LoadReply,
                       ModifyOverridesBody, OverridesBody)
-from .settings import SettingsError, merge_settings
+from .settings import merge_settings
 
 if TYPE_CHECKING:
     from .module import Talkinghead
@@ -57,8 +57,7 @@ def load(module: "Talkinghead"):
     rgba, label = _posted_image(s)
     t0 = time.perf_counter()
     character = module.poser.character(rgba, label)
-    with instance_errors():
-        inst, created = loaded_manager(module).load(character, instance_id, new)
+    inst, created = loaded_manager(module).load(character, instance_id, new)
     concerns(inst.id)
     inst.set_paused(False)
     log.info("talkinghead load: instance %s %s, image %dx%d, %.0f ms", inst.id,
@@ -72,11 +71,7 @@ def load(module: "Talkinghead"):
             responses={200: text("OK"), 400: "Bad morph name or value (named)", 404: NOT_FOUND})
 def load_emotion_templates(module: "Talkinghead", body: FreeformBody):
     inst = instance_from_request(module, body)
-    try:
-        parsed = P.parse_templates(dict(body.model_extra or {}))
-    except P.PoseError as exc:
-        raise ApiError(400, str(exc), field=exc.field, **exc.extra) from None
-    inst.set_templates({**module.default_templates(), **parsed})
+    inst.set_templates({**module.default_templates(), **P.parse_templates(dict(body.model_extra or {}))})
     return plain("OK", inst)
 
 
@@ -86,10 +81,7 @@ def load_emotion_templates(module: "Talkinghead", body: FreeformBody):
                        404: NOT_FOUND})
 def load_animator_settings(module: "Talkinghead", body: FreeformBody):
     inst = instance_from_request(module, body)
-    try:
-        settings, warnings = merge_settings(module.animator_defaults(), dict(body.model_extra or {}))
-    except SettingsError as exc:
-        raise ApiError(400, str(exc), field=exc.field, **{k: v for k, v in exc.extra.items() if v is not None}) from None
+    settings, warnings = merge_settings(module.animator_defaults(), dict(body.model_extra or {}))
     inst.apply_settings(settings)
     if warnings:
         log.warning("talkinghead %s: %s", inst.id, "; ".join(warnings))
@@ -182,7 +174,7 @@ def stop(module: "Talkinghead", body: InstanceBody):
             responses={200: text("OK"), 400: "Unknown morph or value out of range", 404: NOT_FOUND})
 def set_overrides(module: "Talkinghead", body: OverridesBody):
     inst = instance_from_request(module, body)
-    inst.animator.set_overrides(_checked(body.overrides))
+    inst.animator.set_overrides(P.check_morphs(body.overrides))
     return plain("OK", inst)
 
 
@@ -191,7 +183,7 @@ def set_overrides(module: "Talkinghead", body: OverridesBody):
             responses={200: text("OK"), 400: "Unknown morph or value out of range", 404: NOT_FOUND})
 def modify_overrides(module: "Talkinghead", body: ModifyOverridesBody):
     inst = instance_from_request(module, body)
-    overrides = _checked(body.overrides) if body.action == "set" else _known(body.overrides)
+    overrides = P.check_morphs(body.overrides) if body.action == "set" else _known(body.overrides)
     inst.animator.modify_overrides(body.action, overrides)
     return plain("OK", inst)
 
@@ -281,17 +273,13 @@ def _posted_image(s: "TalkingheadSettings") -> tuple[np.ndarray, str]:
     upload = request.files.get("file")
     name = request.form.get("character")
     limit = s.max_upload_mb * 2**20
-    try:
-        if upload is not None:
-            data = upload.read(int(limit) + 1)
-            if len(data) > limit:
-                raise ImageError(f"file: larger than max_upload_mb ({s.max_upload_mb} MiB)", status=413)
-            return load_upload(data, s.max_image_pixels), (upload.filename or "upload")[:64]
-        if name:
-            return load_named(name, max_pixels=s.max_image_pixels), name
-    except ImageError as exc:
-        raise ApiError(exc.status, str(exc) if str(exc).startswith(("file", "character")) else f"file: {exc}",
-                       field="character" if name and upload is None else "file") from None
+    if upload is not None:
+        data = upload.read(int(limit) + 1)
+        if len(data) > limit:
+            raise ApiError(413, f"file: larger than max_upload_mb ({s.max_upload_mb} MiB)", field="file")
+        return load_upload(data, s.max_image_pixels), (upload.filename or "upload")[:64]
+    if name:
+        return load_named(name, max_pixels=s.max_image_pixels), name
     raise ApiError(400, '"file" is required (multipart field file, or a character name)', field="file")
 
 
@@ -316,13 +304,6 @@ def _known(values: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ApiError(400, f"overrides: unknown morph '{unknown[0]}'", field=unknown[0], valid_morphs=list(P.MORPHS))
     return values
-
-
-def _checked(values: dict[str, float]) -> dict[str, float]:
-    try:
-        return P.check_morphs(values)
-    except P.PoseError as exc:
-        raise ApiError(400, str(exc), field=exc.field, **exc.extra) from None
 
 
 def _part(data: bytes, mimetype: str, seq: int | None = None) -> bytes:

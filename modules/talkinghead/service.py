@@ -6,18 +6,17 @@ feed of new frames), with errors raised as greenroom errors so the host answers 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping
 
 from greenroom.errors import BadRequest, Error
 
 from . import pose as P
 from .contract import Frame
-from .images import ImageError, load_upload
+from .images import load_upload
 from . import encoding
 from .instance import new_frames
-from .request import instance_errors, loaded_manager, refuse_new_while_draining
-from .settings import SettingsError, merge_settings
+from .request import loaded_manager, refuse_new_while_draining
+from .settings import merge_settings
 
 if TYPE_CHECKING:
     from .instance import Instance
@@ -38,15 +37,13 @@ class AvatarService:
     def create(self, image: bytes, name: str = "upload", *, paused: bool = False) -> str:
         refuse_new_while_draining(self._module, True, None)
         character = self._character(image, name)
-        with instance_errors():
-            inst, _ = loaded_manager(self._module).load(character, None, new=True)
+        inst, _ = loaded_manager(self._module).load(character, None, new=True)
         inst.set_paused(paused)
         return inst.id
 
     def reload(self, instance_id: str, image: bytes, name: str = "upload") -> None:
         self._instance(instance_id)  # 404 before the image is decoded
-        with instance_errors():
-            loaded_manager(self._module).load(self._character(image, name), instance_id, new=False)
+        loaded_manager(self._module).load(self._character(image, name), instance_id, new=False)
 
     def delete(self, instance_id: str) -> bool:
         return loaded_manager(self._module).delete(instance_id)
@@ -55,17 +52,11 @@ class AvatarService:
 
     def load_templates(self, instance_id: str, templates: Mapping[str, Any]) -> None:
         inst = self._instance(instance_id)
-        with pose_errors():
-            parsed = P.parse_templates(templates)
-        inst.set_templates({**self._module.default_templates(), **parsed})
+        inst.set_templates({**self._module.default_templates(), **P.parse_templates(templates)})
 
     def load_settings(self, instance_id: str, settings: Mapping[str, Any]) -> list[str]:
         inst = self._instance(instance_id)
-        try:
-            merged, warnings = merge_settings(self._module.animator_defaults(), dict(settings))
-        except SettingsError as exc:
-            raise BadRequest(str(exc), field=exc.field,
-                             **{k: v for k, v in exc.extra.items() if v is not None}) from None
+        merged, warnings = merge_settings(self._module.animator_defaults(), dict(settings))
         inst.apply_settings(merged)
         return warnings
 
@@ -90,19 +81,14 @@ class AvatarService:
         inst.animator.set_emotion(emotion)
 
     def set_overrides(self, instance_id: str, overrides: Mapping[str, float]) -> None:
-        inst = self._instance(instance_id)
-        with pose_errors():
-            checked = P.check_morphs(overrides)
-        inst.animator.set_overrides(checked)
+        self._instance(instance_id).animator.set_overrides(P.check_morphs(overrides))
 
     def modify_overrides(self, instance_id: str, action: Literal["set", "unset"],
                          overrides: Mapping[str, float]) -> None:
         inst = self._instance(instance_id)
         if action == "unset":  # the values do not matter, only that the names are morphs
             overrides = {name: 0.0 for name in overrides}
-        with pose_errors():
-            checked = P.check_morphs(overrides)
-        inst.animator.modify_overrides(action, checked)
+        inst.animator.modify_overrides(action, P.check_morphs(overrides))
 
     # -- video -----------------------------------------------------------------------------------
 
@@ -120,27 +106,13 @@ class AvatarService:
     # -- helpers ---------------------------------------------------------------------------------
 
     def _instance(self, instance_id: str) -> "Instance":
-        with instance_errors():
-            return loaded_manager(self._module).get(instance_id)
+        return loaded_manager(self._module).get(instance_id)
 
     def _character(self, image: bytes, name: str) -> Any:
         s = self._module.settings
         if len(image) > s.max_upload_mb * 2**20:
             raise Error(413, f"file: larger than max_upload_mb ({s.max_upload_mb} MiB)", field="file")
-        try:
-            rgba = load_upload(image, s.max_image_pixels)
-        except ImageError as exc:
-            raise Error(exc.status, f"file: {exc}", field="file") from None
-        return self._module.poser.character(rgba, name[:64])
-
-
-@contextmanager
-def pose_errors() -> Iterator[None]:
-    """A :class:`~.pose.PoseError` as the 400 naming its field."""
-    try:
-        yield
-    except P.PoseError as exc:
-        raise BadRequest(str(exc), field=exc.field, **exc.extra) from None
+        return self._module.poser.character(load_upload(image, s.max_image_pixels), name[:64])
 
 
 class FeedRates:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from greenroom import ComputeSettings, load_time_field
+from greenroom.errors import BadRequest
 from greenroom.paths import assets_dir, cache_dir, find
 
 from .pose import MOUTH_OPEN_MORPHS, ROTATION_MORPHS
@@ -109,13 +110,12 @@ class ChainProblem(ValueError):
         self.param = getattr(exc, "param", None)
 
 
-class SettingsError(ValueError):
-    """A rejected animator setting; ``field`` names the key."""
+class SettingsError(BadRequest, ValueError):
+    """A rejected animator setting: 400, ``field`` names the key (``extra`` the filter and parameter, if any)."""
 
     def __init__(self, message: str, field: str, **extra: Any) -> None:
-        super().__init__(message)
+        super().__init__(message, field=field, **{k: v for k, v in extra.items() if v is not None})
         self.field = field
-        self.extra = extra
 
 
 def server_defaults(path: Path | None = None) -> dict[str, Any]:

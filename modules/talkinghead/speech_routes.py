@@ -19,7 +19,7 @@ from greenroom import ApiError
 from greenroom.views import Routes
 from greenroom_modules.tts.contract import AudioFormat, Speech, WordTiming
 
-from .lipsync import LipSync, LipSyncError, Track, prefetch_pose
+from .lipsync import LipSync, Track, prefetch_pose
 from .renderers import NOW
 from .request import ID_PATTERN, NOT_FOUND, instance_from_request, instance_id_field
 
@@ -143,10 +143,7 @@ def speak(module: "Talkinghead", body: SpeakBody):
 def speak_start(module: "Talkinghead", body: SpeakStartBody):
     inst = instance_from_request(module, body)
     latency = inst.settings.lipsync_latency if body.latency is None else body.latency
-    try:
-        utterance = lipsync_of(inst).start(body.utterance_id, body.offset, latency)
-    except LipSyncError as exc:
-        raise ApiError(exc.status, str(exc), utterance_id=body.utterance_id) from None
+    utterance = lipsync_of(inst).start(body.utterance_id, body.offset, latency)
     inst.touch()
     return jsonify({"instance_id": inst.id, "utterance_id": utterance.id, "started": True, "latency": latency,
                     "lipsync": lipsync_of(inst).status()})

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from greenroom.errors import Error
 from greenroom.paths import assets_dir, data_dir
 
 from . import pose as P
@@ -32,12 +33,12 @@ LEFTOVER_AGE_S = 60
 """A temporary file this old is a save that never finished (the process was killed mid-write)."""
 
 
-class StoreError(ValueError):
-    """A bad set name (400), a missing set (404), or a refused write (409)."""
+class StoreError(Error, ValueError):
+    """A bad set name (400), a missing set (404), a refused write (409) or an unreadable set (500); the
+    answer names the field its message starts with (``name``, else ``emotions``)."""
 
     def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
+        super().__init__(status, message, field="name" if message.startswith("name") else "emotions")
 
 
 def sets_dir() -> Path:
