@@ -128,7 +128,8 @@ def test_pages_of_other_origins_cannot_change_anything(hard):
 def test_urls_and_secrets_are_not_settings_the_api_changes(hard, fakes):
     target = hard.url + "/api/modules/websearch/settings"
     for change in ({"brave_url": "http://attacker.example/steal"}, {"searxng_url": "http://127.0.0.1:22"},
-                   {"brave_api_key": "guessed"}, {"engine_options": {"x": {"url": "http://10.0.0.1"}}}):
+                   {"brave_api_key": "guessed"}, {"engine_options": {"x": {"url": "http://10.0.0.1"}}},
+                   {"webfetch_allow_private": True}, {"webfetch_allowed_hosts": ["192.168.1.1"]}):  # SSRF by webfetch
         reply = requests.post(target, json=change, timeout=30)
         assert reply.status_code == 422 and "allow_remote_settings" in reply.json()["error"], (change, reply.text)
     values = requests.get(hard.url + "/api/modules/websearch/schema", timeout=30).json()["values"]

@@ -6,6 +6,7 @@ import logging
 import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -195,3 +196,42 @@ def test_http_deadline_covers_a_server_that_never_finishes():
         stop.set()
         client.close()
         listener.close()
+
+
+def test_a_redirect_to_another_host_does_not_carry_the_engines_key():
+    """An engine endpoint answering 302 to another host (here: "localhost" instead of "127.0.0.1") must not
+    get the Brave key sent there; a redirect on the same host keeps it."""
+    seen: dict[str, str | None] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            port = self.server.server_address[1]
+            targets = {"/away": f"http://localhost:{port}/landed-away", "/near": f"http://127.0.0.1:{port}/landed-near"}
+            if self.path in targets:
+                self.send_response(302)
+                self.send_header("Location", targets[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            seen[self.path] = self.headers.get("X-Subscription-Token")
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    client = HttpClient("test", timeout_s=10)
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        for path in ("/away", "/near"):
+            assert client.request("GET", base + path, headers={"X-Subscription-Token": "secret"}).status == 200
+        assert seen == {"/landed-away": None, "/landed-near": "secret"}
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()

@@ -41,13 +41,27 @@ class Fetched:
             raise EngineMalformed(f"answer is not JSON (HTTP {self.status}, {len(self.body)} bytes)") from None
 
 
+SECRET_HEADERS = ("X-Subscription-Token", "X-Api-Key", "Api-Key")
+"""Engines' key headers: like ``Authorization``, never sent on to another host by a redirect."""
+
+
+class _Session(requests.Session):
+    """requests drops ``Authorization`` when a redirect leaves the host; this drops engines' key headers too."""
+
+    def rebuild_auth(self, prepared_request: requests.PreparedRequest, response: requests.Response) -> None:
+        super().rebuild_auth(prepared_request, response)
+        if self.should_strip_auth(response.request.url, prepared_request.url):
+            for name in SECRET_HEADERS:
+                prepared_request.headers.pop(name, None)
+
+
 class HttpClient:
     """Sends one engine's requests within ``timeout_s`` in total (connect + wait + body)."""
 
     def __init__(self, user_agent: str, timeout_s: float, max_bytes: int = MAX_ANSWER_BYTES) -> None:
         self.timeout_s = timeout_s
         self.max_bytes = max_bytes
-        self.session = requests.Session()
+        self.session = _Session()
         self.session.headers["User-Agent"] = user_agent
         self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         self.session.max_redirects = 5
