@@ -159,7 +159,7 @@ def test_lifecycle_as_ravens_client_suite_runs_it(raven):
     reply = avatar_load(url, headers, cels={"blush1": blush.getvalue()})
     assert reply.status_code == 200, reply.text
     instance_id = reply.json()["instance_id"]
-    assert set(reply.json()) == {"instance_id"} and instance_id
+    assert set(reply.json()) == {"instance_id"} and instance_id and reply.headers["X-Instance-Id"] == instance_id
     try:
         ignored = ok(post_json(url, headers, "/api/avatar/load_animator_settings",
                                {"instance_id": instance_id, "animator_settings": RAVEN_SETTINGS}))
@@ -225,7 +225,9 @@ def test_reload_overrides_and_errors(raven):
     first, second = loaded(url, headers), loaded(url, headers)
     assert first != second  # load always makes a new instance
     try:
-        ok(avatar_reload(url, headers, first))
+        reload = avatar_reload(url, headers, first)
+        ok(reload)
+        assert reload.headers["X-Instance-Id"] == first  # for load balancers, as talkinghead's replies
         assert avatar_reload(url, headers, "no-such-instance").status_code == 404
         text = ok(post_json(url, headers, "/api/avatar/set_overrides",
                             {"instance_id": first, "overrides": {"mouth_aaa_index": 0.8, "data1": 1.0}}))
@@ -245,6 +247,7 @@ def test_reload_overrides_and_errors(raven):
         assert missing.status_code == 400 and "instance_id" in missing.json()["error"]
         gone = post_json(url, headers, "/api/avatar/start", {"instance_id": "no-such-instance"})
         assert gone.status_code == 404 and gone.json()["instance_id"] == "no-such-instance"
+        assert gone.headers["X-Instance-Id"] == "no-such-instance"
         feed = requests.get(f"{url}/api/avatar/result_feed?instance_id=no-such-instance", headers=headers, timeout=30)
         assert feed.status_code == 404
         no_file = requests.post(f"{url}/api/avatar/load", headers=headers, files={"blush1": b"x"}, timeout=30)

@@ -1,8 +1,8 @@
 """Scale-out (issue 19). The slow tests: deploy/greenroom-cluster.sh starts HAProxy and three real workers on
-loopback (talkinghead and classify, CPU), and everything goes through HAProxy as a client would.
+loopback (talkinghead, classify and raven, CPU), and everything goes through HAProxy as a client would.
 
 Checks: an avatar instance always reaches the worker holding it, wherever the request names it (query,
-header, a client-chosen id learned from the reply); ten instances spread over the workers; classify
+header, a client-chosen id learned from the reply, Raven's JSON bodies); ten instances spread over the workers; classify
 spreads over all three; SIGTERM on one worker drains it (/health 503 with the reason, no new instances,
 its open feed keeps running) and loses no classify request, and afterwards its avatars get a 404 naming the
 instance, and loading one again under its id puts it on a live worker that its calls then reach; an emotion
@@ -65,7 +65,7 @@ class Cluster:
                "GREENROOM_DATA_DIR": str(data_dir), "GREENROOM_RUN_DIR": str(run_dir), "PYTHONUNBUFFERED": "1"}
         self.log = open(run_dir / "cluster.log", "wb")
         self.proc = subprocess.Popen([str(ROOT / "deploy" / "greenroom-cluster.sh"), "--config", str(config),
-                                      "--enable-modules=talkinghead,classify"], cwd=run_dir, env=env,
+                                      "--enable-modules=talkinghead,classify,raven"], cwd=run_dir, env=env,
                                      stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def worker(self, n: int) -> str:
@@ -161,6 +161,26 @@ def test_a_client_chosen_id_sticks_to_the_worker_that_created_it(cluster):
         r = requests.get(cluster.url + "/api/talkinghead/animator_settings", headers={"X-Instance-Id": "alice"},
                          timeout=30)
         assert r.status_code == 200 and r.headers[WORKER] == worker
+
+
+@pytest.mark.slow
+def test_ravens_avatar_client_reaches_its_worker_by_the_id_in_its_json_bodies(cluster):
+    """Raven's client names its instance only in JSON bodies (the feed: the query); HAProxy reads those."""
+    picture = (ROOT / "assets" / "characters" / "lambda_00.png").read_bytes()
+    r = requests.post(cluster.url + "/api/avatar/load", files={"file": ("lambda_00.png", picture, "image/png")},
+                      timeout=120)
+    assert r.status_code == 200, r.text
+    instance_id, worker = r.json()["instance_id"], r.headers[WORKER]
+    assert r.headers["X-Instance-Id"] == instance_id
+    calls = [("start", {})] + [("set_emotion", {"emotion_name": e}) for e in ("joy", "anger", "surprise", "fear")]
+    for name, extra in calls:  # leastconn alone would spread these
+        r = requests.post(cluster.url + f"/api/avatar/{name}", json={"instance_id": instance_id, **extra}, timeout=30)
+        assert (r.status_code, r.headers[WORKER], r.headers["X-Instance-Id"]) == (200, worker, instance_id), r.text
+    with requests.get(cluster.url + "/api/avatar/result_feed", params={"instance_id": instance_id}, stream=True,
+                      timeout=30) as feed:
+        assert feed.status_code == 200 and feed.headers[WORKER] == worker
+    r = requests.post(cluster.url + "/api/avatar/unload", json={"instance_id": instance_id}, timeout=30)
+    assert (r.status_code, r.headers[WORKER]) == (200, worker)
 
 
 @pytest.mark.slow

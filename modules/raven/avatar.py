@@ -2,7 +2,8 @@
 
 Raven's shapes: the instance id travels in the JSON body (``result_feed``: the query), replies are the
 plain text ``OK`` (``load``: ``{"instance_id"}``), and every feed part carries ``X-Crop``, ``X-Full-Size``
-and ``X-Server-Stats``, without which Raven's renderer stops. Differences that Raven's clients cannot see
+and ``X-Server-Stats``, without which Raven's renderer stops. Every reply about an instance also names it
+in ``X-Instance-Id``, as talkinghead's do, so that a load balancer keeps its calls on its worker. Differences that Raven's clients cannot see
 are talkinghead's: ``load`` always makes a new instance, ``unload`` answers 200 for an unknown id.
 
 Raven's add-on cels (``blush1``, ``tears2``...) and animefx are not rendered: cel files sent with
@@ -15,7 +16,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Literal, Mapping
 
-from flask import Response, jsonify, request
+from flask import Response, g, jsonify, request
 from pydantic import BaseModel, Field
 
 from greenroom.api import parse_model, text
@@ -91,6 +92,21 @@ def avatars(module: "Raven") -> Avatars:
     return needed(module, Avatars, "talkinghead")
 
 
+def concerns(instance_id: str) -> str:
+    """Record that this reply is about ``instance_id``; :func:`name_instance` puts it in ``X-Instance-Id``."""
+    g.raven_instance_id = instance_id
+    return instance_id
+
+
+@routes.hook("after_request")
+def name_instance(_module: "Raven", response: Response) -> Response:
+    """``X-Instance-Id`` on every reply about an instance, errors included (deploy/haproxy.cfg sticks by it)."""
+    instance_id = g.get("raven_instance_id")
+    if instance_id:
+        response.headers.setdefault("X-Instance-Id", instance_id)
+    return response
+
+
 def ok(notes: Iterable[str] = ()) -> Response:
     """Raven-server's plain ``OK``, followed by notes on what was dropped or ignored."""
     return Response("; ".join(["OK", *notes]), mimetype="text/plain")
@@ -129,7 +145,7 @@ def avatar_load(module: "Raven"):
     """Always a new instance, paused until /api/avatar/start (as Raven-server does)."""
     service = avatars(module)
     image, name, _cels = posted_image()
-    return jsonify({"instance_id": service.create(image, name, paused=True)})
+    return jsonify({"instance_id": concerns(service.create(image, name, paused=True))})
 
 
 @routes.api("/api/avatar/reload", methods=["POST"], request_content=RELOAD_FORM, tags=["raven"],
@@ -146,6 +162,7 @@ def avatar_reload(module: "Raven"):
     except ValueError as exc:
         raise BadRequest(f"{PARAMETERS_FIELD}: not JSON ({exc})", field=PARAMETERS_FIELD) from None
     target = parse_model(InstanceBody, parameters, PARAMETERS_FIELD)
+    concerns(target.instance_id)
     image, name, cels = posted_image()
     service.reload(target.instance_id, image, name)
     return ok(not_rendered(cels))
@@ -155,7 +172,7 @@ def avatar_reload(module: "Raven"):
             summary="Raven: delete an instance (its feeds end); 200 for an unknown id too",
             responses={200: OK})
 def avatar_unload(module: "Raven", body: InstanceBody):
-    if not avatars(module).delete(body.instance_id):
+    if not avatars(module).delete(concerns(body.instance_id)):
         return ok([f"no instance '{body.instance_id}'"])
     return ok()
 
@@ -173,7 +190,7 @@ def avatar_load_emotion_templates(module: "Raven", body: TemplatesBody):
             entry, cels = only_morphs(entry)
             dropped += cels
         templates[emotion] = entry
-    avatars(module).load_templates(body.instance_id, templates)
+    avatars(module).load_templates(concerns(body.instance_id), templates)
     return ok(not_rendered(dropped))
 
 
@@ -181,13 +198,13 @@ def avatar_load_emotion_templates(module: "Raven", body: TemplatesBody):
             summary="Raven: animator settings over the defaults ({} restores them)",
             responses={200: OK, 400: "Bad value (the setting is named)", 404: NOT_FOUND})
 def avatar_load_animator_settings(module: "Raven", body: SettingsBody):
-    return ok(avatars(module).load_settings(body.instance_id, with_crop_box(body.animator_settings)))
+    return ok(avatars(module).load_settings(concerns(body.instance_id), with_crop_box(body.animator_settings)))
 
 
 def switch(name: str, summary: str, act: Callable[[Avatars, str], None]) -> None:
     """A route ``/api/avatar/<name>`` taking ``{"instance_id"}``, answering ``OK``, doing ``act``."""
     def view(module: "Raven", body: InstanceBody) -> Response:
-        act(avatars(module), body.instance_id)
+        act(avatars(module), concerns(body.instance_id))
         return ok()
     view.__name__ = view.__qualname__ = f"avatar_{name}"
     routes.api(f"/api/avatar/{name}", methods=["POST"], body=InstanceBody, tags=["raven"], summary=summary,
@@ -206,7 +223,7 @@ switch("stop_talking", "Raven: stop the generic talking animation",
 @routes.api("/api/avatar/set_emotion", methods=["POST"], body=EmotionBody, tags=["raven"],
             summary="Raven: show an emotion", responses={200: OK, 400: "Unknown emotion", 404: NOT_FOUND})
 def avatar_set_emotion(module: "Raven", body: EmotionBody):
-    avatars(module).set_emotion(body.instance_id, body.emotion_name)
+    avatars(module).set_emotion(concerns(body.instance_id), body.emotion_name)
     return ok()
 
 
@@ -215,7 +232,7 @@ def avatar_set_emotion(module: "Raven", body: EmotionBody):
             responses={200: OK, 400: "Value out of range (the morph is named)", 404: NOT_FOUND})
 def avatar_set_overrides(module: "Raven", body: OverridesBody):
     overrides, cels = only_morphs(body.overrides)
-    avatars(module).set_overrides(body.instance_id, overrides)
+    avatars(module).set_overrides(concerns(body.instance_id), overrides)
     return ok(not_rendered(cels))
 
 
@@ -224,7 +241,7 @@ def avatar_set_overrides(module: "Raven", body: OverridesBody):
             responses={200: OK, 400: "Value out of range (the morph is named)", 404: NOT_FOUND})
 def avatar_modify_overrides(module: "Raven", body: ModifyOverridesBody):
     overrides, cels = only_morphs(body.overrides)
-    avatars(module).modify_overrides(body.instance_id, body.action, overrides)
+    avatars(module).modify_overrides(concerns(body.instance_id), body.action, overrides)
     return ok(not_rendered(cels))
 
 
@@ -232,7 +249,7 @@ def avatar_modify_overrides(module: "Raven", body: ModifyOverridesBody):
             summary="Raven: the live video as multipart/x-mixed-replace; boundary=frame (no API key, as in Raven)",
             responses={200: FEED, 404: NOT_FOUND, 503: "Too many open streams"})
 def avatar_result_feed(module: "Raven", query: FeedQuery):
-    frames = avatars(module).feed(query.instance_id)  # 404 here, before the stream starts
+    frames = avatars(module).feed(concerns(query.instance_id))  # 404 here, before the stream starts
     return Response(module.context.stream(raven_parts(frames)),
                     mimetype="multipart/x-mixed-replace; boundary=frame",
                     headers={"Cache-Control": "no-cache, no-store", "Pragma": "no-cache"})
