@@ -70,8 +70,11 @@ def test_blinking_and_talking_move_eyes_and_mouth(server):
     requests.post(f"{url}/api/talkinghead/load_animator_settings",
                   json={"postprocessor_chain": [], "sway_macro_strength": 0, "blink_probability": 1.0,
                         "blink_interval_min": 0.3, "blink_interval_max": 0.3, "target_fps": 25})
-    # The neutral face, its blink layer and its talking layers come first in the background queue.
-    wait_for(lambda: status(url)["cache"]["face_layers"] >= 3 and status(url)["cache"]["faces"] >= 1, timeout=300)
+    # The neutral face, its blink and talking layers, its body and breathing come first in the background
+    # queue; all must be there, or one arriving mid-capture moves the whole picture (clothes included).
+    def neutral_set(cache: dict) -> bool:
+        return cache["face_layers"] >= 3 and cache["faces"] >= 1 and cache["body_poses"] >= 1 and cache["breathing"]
+    wait_for(lambda: neutral_set(status(url)["cache"]), timeout=300)
     requests.get(f"{url}/api/talkinghead/start_talking")
     frames = []
     for _ in range(40):

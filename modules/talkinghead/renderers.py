@@ -354,4 +354,5 @@ class CachedRenderer:
         done = len(self._body_index) + len(self._face_index) + len(self._variants) + len(self._extra)
         return {"cache": {"body_poses": len(self._body_index), "faces": len(self._face_index),
                           "face_layers": len(self._variants), "pending": pending,
+                          "breathing": self.body_key(np.zeros(5), breathing=1) in self._extra,
                           "fill": round(done / max(done + pending, 1), 3)}}
