@@ -115,7 +115,8 @@ def host_blueprint() -> ApiBlueprint:
 
     @bp.api("/api/modules/<name>/settings", methods=["POST", "PATCH"], body=SettingsChange,
             summary="Change live settings; validated by the module's settings model (422 names the field)",
-            responses={200: "The new settings", 404: "No such module", 422: "Invalid value or load-time setting"})
+            responses={200: "The new settings", 404: "No such module", 409: "The module is not running (disabled or failed)",
+                       422: "Invalid value or load-time setting"})
     def module_settings(name: str, body: SettingsChange):
         host = host_of()
         rec = _record(host, name)

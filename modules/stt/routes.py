@@ -128,10 +128,16 @@ def read_form(form: type[BaseModel], file_field: str) -> tuple[bytes, BaseModel]
 
 routes = Routes()
 
+SSE_EVENT = {"schema": {"type": "object", "required": ["data"], "properties": {"data": {
+    "type": "string",
+    "description": 'JSON: {"type": "transcript.text.delta", "delta"} per segment, then {"type": '
+                   '"transcript.text.done", "text"}'}}}}
+"""One server-sent event of the stream (in OpenAPI 3.0/3.1, ``schema`` describes each event)."""
+
 OPENAI_REPLIES = {200: {"description": "The transcript in response_format (with stream: server-sent events)",
                         "content": {"application/json": {"schema": {"type": "object"}},
                                     **{t: {"schema": {"type": "string"}} for t in TEXT_TYPES.values()},
-                                    "text/event-stream": {"schema": {"type": "string"}}}},
+                                    "text/event-stream": SSE_EVENT}},
                   400: "Bad audio or field", 503: "Too many requests in flight (Retry-After)"}
 
 

@@ -141,11 +141,18 @@ def speak(module: "TTSModule", body: SpeakRequest):
                     "duration": round(len(pcm) / SAMPLE_RATE, 3), "voice": plan.voice, "words": words})
 
 
+SSE_EVENT = {"schema": {"type": "object", "required": ["data"], "properties": {"data": {
+    "type": "string",
+    "description": 'JSON: {"type": "speech.audio.delta", "audio": base64} per chunk, then {"type": '
+                   '"speech.audio.done"} (or {"type": "error", ...})'}}}}
+"""One server-sent event of the stream (in OpenAPI 3.0/3.1, ``schema`` describes each event)."""
+
+
 @routes.api("/v1/audio/speech", methods=["POST"], body=SpeechRequest, tags=["tts", "openai"],
             summary="OpenAI-compatible speech (mp3, opus, aac, flac, wav, pcm), streamed sentence by sentence",
             responses={200: {**_audio_response("Audio in response_format (chunked, unless streaming is off)"),
                              "content": {**_audio_response("")["content"],
-                                         "text/event-stream": {"schema": {"type": "string"}}}},
+                                         "text/event-stream": SSE_EVENT}},
                        400: "Bad input", 404: "Unknown model (model_not_found)",
                        503: "Too many requests in flight, or past time_budget_s (Retry-After)"})
 def openai_speech(module: "TTSModule", body: SpeechRequest):
