@@ -298,3 +298,12 @@ def test_streaming_encoder_emits_bytes_before_the_end(fmt):
     with av.open(io.BytesIO(first + rest)) as container:
         frames = list(container.decode(audio=0))
     assert sum(f.samples for f in frames) / frames[0].sample_rate == pytest.approx(1.5, abs=0.1)
+
+
+def test_the_onnx_session_does_not_spin_wait_between_operators():
+    """Spinning onnxruntime threads burn the cores that avatar feeds and other requests need beside speech."""
+    from greenroom_modules.tts.backends import OnnxBackend
+
+    options = OnnxBackend(threads=1).session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.intra_op_num_threads == 1

@@ -91,6 +91,9 @@ class OnnxBackend:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or usable_cores()
         opts.inter_op_num_threads = 1
+        # No spin-waiting between operators: ONNX Runtime's threads would otherwise burn the cores that the
+        # avatar feeds and the other modules' requests need while speech is rendered beside them.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(graph.SerializeToString(), sess_options=opts,
                                             providers=["CPUExecutionProvider"])
         self.vocab = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
