@@ -3,8 +3,9 @@
 Raven's shapes: the instance id travels in the JSON body (``result_feed``: the query), replies are the
 plain text ``OK`` (``load``: ``{"instance_id"}``), and every feed part carries ``X-Crop``, ``X-Full-Size``
 and ``X-Server-Stats``, without which Raven's renderer stops. Every reply about an instance also names it
-in ``X-Instance-Id``, as talkinghead's do, so that a load balancer keeps its calls on its worker. Differences that Raven's clients cannot see
-are talkinghead's: ``load`` always makes a new instance, ``unload`` answers 200 for an unknown id.
+in ``X-Instance-Id``, as talkinghead's do, so that a load balancer keeps its calls on its worker.
+Differences that Raven's clients cannot see are talkinghead's: ``load`` always makes a new instance,
+``unload`` answers 200 for an unknown id.
 
 Raven's add-on cels (``blush1``, ``tears2``...) and animefx are not rendered: cel files sent with
 ``load``/``reload`` are ignored, and names in templates and overrides that are no THA3 morph are dropped,
