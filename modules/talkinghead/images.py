@@ -78,6 +78,13 @@ def to_linear(image: Image.Image) -> np.ndarray:
     return rgba
 
 
+def within_limit(data: bytes, max_upload_mb: float) -> bytes:
+    """``data``, or a 413 naming the ``max_upload_mb`` setting when it is larger."""
+    if len(data) > max_upload_mb * 2**20:
+        raise ImageError(f"file: larger than max_upload_mb ({max_upload_mb} MiB)", status=413)
+    return data
+
+
 def load_upload(data: bytes, max_pixels: int) -> np.ndarray:
     return to_linear(fit(decode(data, max_pixels)))
 

@@ -28,7 +28,6 @@ class InstanceError(Error):
 
     def __init__(self, status: int, message: str, instance_id: str | None = None) -> None:
         super().__init__(status, message, instance_id=instance_id)
-        self.instance_id = instance_id
 
 
 class InstanceManager:

@@ -23,7 +23,7 @@ from greenroom.views import Routes
 from . import encoding
 from . import pose as P
 from . import pose_routes, speech_routes
-from .images import character_names, load_named, load_upload
+from .images import character_names, load_named, load_upload, within_limit
 from .instance import PAUSED_KEEPALIVE_SECONDS, new_frames
 from .manager import DEFAULT_ID
 from .request import (NOT_FOUND, InstanceQuery, concerns, instance_from_request, loaded_manager,
@@ -272,11 +272,8 @@ def _posted_image(s: "TalkingheadSettings") -> tuple[np.ndarray, str]:
     """The RGBA image of the multipart ``file`` field, or of the shipped ``character`` it names; and its label."""
     upload = request.files.get("file")
     name = request.form.get("character")
-    limit = s.max_upload_mb * 2**20
     if upload is not None:
-        data = upload.read(int(limit) + 1)
-        if len(data) > limit:
-            raise ApiError(413, f"file: larger than max_upload_mb ({s.max_upload_mb} MiB)", field="file")
+        data = within_limit(upload.read(int(s.max_upload_mb * 2**20) + 1), s.max_upload_mb)
         return load_upload(data, s.max_image_pixels), (upload.filename or "upload")[:64]
     if name:
         return load_named(name, max_pixels=s.max_image_pixels), name

@@ -8,11 +8,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, Iterator, Literal, Mapping
 
-from greenroom.errors import BadRequest, Error
+from greenroom.errors import BadRequest
 
 from . import pose as P
 from .contract import Frame
-from .images import load_upload
+from .images import load_upload, within_limit
 from . import encoding
 from .instance import new_frames
 from .request import loaded_manager, refuse_new_while_draining
@@ -110,9 +110,8 @@ class AvatarService:
 
     def _character(self, image: bytes, name: str) -> Any:
         s = self._module.settings
-        if len(image) > s.max_upload_mb * 2**20:
-            raise Error(413, f"file: larger than max_upload_mb ({s.max_upload_mb} MiB)", field="file")
-        return self._module.poser.character(load_upload(image, s.max_image_pixels), name[:64])
+        rgba = load_upload(within_limit(image, s.max_upload_mb), s.max_image_pixels)
+        return self._module.poser.character(rgba, name[:64])
 
 
 class FeedRates:

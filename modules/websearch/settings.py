@@ -48,11 +48,13 @@ class GeneralSettings(ModuleSettings):
     user_agent: str = Field("Mozilla/5.0 (compatible; Greenroom-websearch/1.0)", min_length=1, max_length=300,
                             description="User-Agent header sent to engines and by webfetch.")
     webfetch_allow_private: bool = Field(  # SENSITIVE: turned on from a page, webfetch would reach the LAN
-        False, json_schema_extra=SENSITIVE, description="webfetch: also fetch pages whose host resolves to a loopback, private (LAN), link-local "
-                           "or other non-public address. Off: such URLs are refused, also when a redirect leads there.")
+        False, json_schema_extra=SENSITIVE,
+        description="webfetch: also fetch pages whose host resolves to a loopback, private (LAN), link-local "
+                    "or other non-public address. Off: such URLs are refused, also when a redirect leads there.")
     webfetch_allowed_hosts: list[str] = Field(
-        [], max_length=100, json_schema_extra=SENSITIVE, description="webfetch: host names or addresses, as written in URLs, that are fetched "
-                                        "even though they resolve to a non-public address (e.g. an intranet wiki).")
+        [], max_length=100, json_schema_extra=SENSITIVE,
+        description="webfetch: host names or addresses, as written in URLs, that are fetched "
+                    "even though they resolve to a non-public address (e.g. an intranet wiki).")
     webfetch_timeout_s: float = Field(15.0, gt=0, le=120, description="webfetch: the whole fetch (every redirect, "
                                                                       "connection and body) must end within this.")
     webfetch_max_bytes: int = Field(5 * 2**20, ge=2**16, le=100 * 2**20,
